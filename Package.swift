@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies are few on purpose (see docs/DESIGN.md): the argument parser for byokctl/byokd,
+// swift-log for the daemon's logs, ZIPFoundation to read the console's ImportParameters.zip in
+// memory. The socket server, HTTP framing and JSON are small enough to own, which keeps cold
+// start and the build short. C comes in through system-library targets only.
+let package = Package(
+    name: "byokd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "byokd", targets: ["byokd"]),
+        .executable(name: "byokctl", targets: ["byokctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        // The C boundary: p11-kit's pkcs11.h, its URI parser and module registry.
+        .systemLibrary(name: "CPKCS11", path: "pkcs11", pkgConfig: "p11-kit-1",
+                       providers: [.apt(["libp11-kit-dev"])]),
+        // OpenSSL's libcrypto: SubjectPublicKeyInfo parsing, SHA-256, software RSA for the self-test.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+
+        // Linux socket calls glibc hides behind _GNU_SOURCE (SO_PEERCRED, accept4).
+        .target(name: "CByokSys"),
+
+        // Typed PKCS#11: modules, slots, sessions, attributes, mechanisms. Knows nothing of AWS.
+        .target(name: "PKCS11", dependencies: ["CPKCS11"]),
+        // The BYOK domain: key specs, wrapping algorithms, import parameters, on-token wrap.
+        .target(name: "BYOK", dependencies: [
+            "PKCS11", "COpenSSL", "ByokAPI",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        // The wire protocol shared by daemon and client: request/response bodies, error codes.
+        .target(name: "ByokAPI"),
+        // The daemon: Unix socket, HTTP/1.1 framing, routing, token service, configuration.
+        .target(name: "ByokDaemon", dependencies: [
+            "BYOK", "PKCS11", "ByokAPI", "CByokSys",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The client side: talks to the socket, reads operator files, writes outputs atomically.
+        .target(name: "ByokClient", dependencies: ["ByokAPI"]),
+
+        .executableTarget(name: "byokd", dependencies: [
+            "ByokDaemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "byokctl", dependencies: [
+            "ByokClient", "ByokAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
+        .testTarget(name: "BYOKTests", dependencies: ["BYOK", "PKCS11", "COpenSSL", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
+        // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,64 @@
+import ByokAPI
+import Foundation
+import PKCS11
+
+/// How the token produces one wrapping algorithm, as the self-test found it.
+public enum WrapRoute: String, Sendable {
+    /// C_WrapKey(CKM_RSA_PKCS_OAEP) of the key itself.
+    case oaep
+    /// C_WrapKey(CKM_RSA_AES_KEY_WRAP), the token's own mechanism.
+    case nativeRsaAes
+    /// Ephemeral AES-256 on the token, C_WrapKey(CKM_AES_KEY_WRAP_PAD) of the key, C_WrapKey(OAEP) of the ephemeral.
+    case steps
+
+    public var description: String {
+        switch self {
+        case .oaep: "CKM_RSA_PKCS_OAEP"
+        case .nativeRsaAes: "CKM_RSA_AES_KEY_WRAP"
+        case .steps: "CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP"
+        }
+    }
+}
+
+/// Wraps keys on the token with an AWS wrapping public key. Plaintext never leaves the token.
+public struct OnTokenWrap {
+    public let session: Session
+    public let token: TokenInfo
+
+    public init(session: Session, token: TokenInfo) {
+        self.session = session
+        self.token = token
+    }
+
+    /// Creates the wrapping public key on the token as a session object (CKA_TOKEN=false, CKA_WRAP=true).
+    public func createWrappingKey(_ key: RSAPublicKey) throws -> ObjectHandle {
+        try session.createObject([.class(.publicKey), .keyType(.rsa), .token(false), .private(false), .wrap(true), .encrypt(true),
+                                  .modulus(key.modulus), .publicExponent(key.publicExponent), .label("byokd-wrapping-key")])
+    }
+
+    /// The wrap itself, given a wrapping key already on the token. Returns the EncryptedKeyMaterial.
+    public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingKey: ObjectHandle) throws -> [UInt8] {
+        guard let hash = algorithm.hash else { throw ByokError(.algorithmRefused, algorithm.refusal ?? "\(algorithm.rawValue) is not supported") }
+        switch route {
+        case .oaep:
+            return try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
+        case .nativeRsaAes:
+            return try session.wrapKey(.rsaAesKeyWrap(aesKeyBits: 256, hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
+        case .steps:
+            let ephemeral = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                                 .private(true), .sensitive(true), .extractable(true), .wrap(true),
+                                                                 .label("byokd-ephemeral")])
+            defer { try? session.destroyObject(ephemeral) }
+            let wrappedTarget = try session.wrapKey(.aesKeyWrapPad, wrappingKey: ephemeral, key: key)
+            let wrappedEphemeral = try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: ephemeral)
+            return wrappedEphemeral + wrappedTarget
+        }
+    }
+
+    /// Creates the wrapping key, wraps, destroys the wrapping key.
+    public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingPublicKey: RSAPublicKey) throws -> [UInt8] {
+        let pub = try createWrappingKey(wrappingPublicKey)
+        defer { try? session.destroyObject(pub) }
+        return try wrap(key: key, with: algorithm, route: route, wrappingKey: pub)
+    }
+}

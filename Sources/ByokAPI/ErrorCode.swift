@@ -1,0 +1,88 @@
+/// Stable error codes. Clients and scripts match on these; messages may change, codes do not.
+///
+/// Each code belongs to a category, which decides `byokctl`'s exit code:
+/// 2 bad input or usage, 3 HSM or token, 4 denied, 5 daemon unreachable, 1 anything else.
+public enum ErrorCode: String, Codable, Sendable, CaseIterable {
+    // Requests and input files (exit 2)
+    case badRequest = "BAD_REQUEST"
+    case requestTooLarge = "REQUEST_TOO_LARGE"
+    case requestTimeout = "REQUEST_TIMEOUT"
+    case notFound = "NOT_FOUND"
+    case paramsInvalid = "PARAMS_INVALID"
+    case paramsEncoding = "PARAMS_ENCODING"
+    case paramsDER = "PARAMS_DER"
+    case paramsExpired = "PARAMS_EXPIRED"
+    case paramsZip = "PARAMS_ZIP"
+    case wrappingKeyNotRSA = "WRAPPING_KEY_NOT_RSA"
+    case wrappingKeySize = "WRAPPING_KEY_SIZE"
+    case algorithmUnknown = "ALGORITHM_UNKNOWN"
+    case algorithmMissing = "ALGORITHM_MISSING"
+    case algorithmRefused = "ALGORITHM_REFUSED"
+    case algorithmConflict = "ALGORITHM_CONFLICT"
+    case algorithmNotAllowed = "ALGORITHM_NOT_ALLOWED_FOR_KEY"
+    case materialTooLarge = "MATERIAL_TOO_LARGE_FOR_OAEP"
+    case keySpecUnknown = "KEY_SPEC_UNKNOWN"
+    case keySpecMismatch = "KEY_SPEC_MISMATCH"
+    case keyNotFound = "KEY_NOT_FOUND"
+    case keyAmbiguous = "KEY_AMBIGUOUS"
+    case keyExists = "KEY_EXISTS"
+    case keyNotImportable = "KEY_NOT_IMPORTABLE"
+    case outputExists = "OUTPUT_EXISTS"
+    case outputUnwritable = "OUTPUT_UNWRITABLE"
+    case inputUnreadable = "INPUT_UNREADABLE"
+    // The token (exit 3)
+    case tokenUnavailable = "TOKEN_UNAVAILABLE"
+    case tokenError = "TOKEN_ERROR"
+    case tokenLoginFailed = "TOKEN_LOGIN_FAILED"
+    case tokenLacksAlgorithm = "TOKEN_LACKS_ALGORITHM"
+    case keyNotExtractable = "KEY_NOT_EXTRACTABLE"
+    case busy = "BUSY"
+    // Authorization (exit 4)
+    case denied = "DENIED"
+    // The daemon cannot be reached (exit 5)
+    case daemonUnreachable = "DAEMON_UNREACHABLE"
+    // Anything else (exit 1)
+    case `internal` = "INTERNAL"
+
+    public enum Category: Sendable { case input, token, denied, unreachable, other }
+
+    public var category: Category {
+        switch self {
+        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy: .token
+        case .denied: .denied
+        case .daemonUnreachable: .unreachable
+        case .internal: .other
+        default: .input
+        }
+    }
+
+    /// `byokctl`'s exit code for this error.
+    public var exitCode: Int32 {
+        switch category { case .input: 2; case .token: 3; case .denied: 4; case .unreachable: 5; case .other: 1 }
+    }
+
+    /// The HTTP status the daemon answers with.
+    public var httpStatus: Int {
+        switch self {
+        case .requestTooLarge: 413
+        case .requestTimeout: 408
+        case .notFound, .keyNotFound: 404
+        case .keyExists, .outputExists: 409
+        case .denied: 403
+        case .busy, .tokenUnavailable: 503
+        case .internal: 500
+        default: category == .token ? 502 : 400
+        }
+    }
+}
+
+/// An error with a stable code and a sentence an operator understands.
+public struct ByokError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let code: ErrorCode
+    public let message: String
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { "\(message) [\(code.rawValue)]" }
+}

@@ -1,0 +1,241 @@
+import Foundation
+
+// The HTTP/1.1 + JSON API between byokctl and byokd. docs/API.md describes it for curl users.
+// Byte strings travel as base64 strings; times as ISO 8601 strings.
+
+/// `{"error":{"code":"...","message":"..."}}`
+public struct ErrorBody: Codable, Sendable {
+    public struct Inner: Codable, Sendable {
+        public var code: ErrorCode
+        public var message: String
+    }
+    public var error: Inner
+    public init(_ e: ByokError) { error = Inner(code: e.code, message: e.message) }
+}
+
+/// `GET /v1/status`
+public struct StatusResponse: Codable, Sendable {
+    public struct Token: Codable, Sendable {
+        public var label: String
+        public var serial: String
+        public var model: String
+        public var manufacturer: String
+        public init(label: String, serial: String, model: String, manufacturer: String) {
+            self.label = label; self.serial = serial; self.model = model; self.manufacturer = manufacturer
+        }
+    }
+    public struct Algorithm: Codable, Sendable {
+        public var name: String
+        /// "passed", "failed" or "unsupported".
+        public var state: String
+        public var via: String?
+        public var reason: String?
+        public init(name: String, state: String, via: String? = nil, reason: String? = nil) {
+            self.name = name; self.state = state; self.via = via; self.reason = reason
+        }
+    }
+    public var version: String
+    public var module: String
+    public var moduleDescription: String
+    public var token: Token?
+    public var tokenAvailable: Bool
+    public var tokenError: String?
+    public var algorithms: [Algorithm]
+    public var selfTestAt: String?
+    public init(version: String, module: String, moduleDescription: String, token: Token?, tokenAvailable: Bool,
+                tokenError: String?, algorithms: [Algorithm], selfTestAt: String?) {
+        self.version = version; self.module = module; self.moduleDescription = moduleDescription; self.token = token
+        self.tokenAvailable = tokenAvailable; self.tokenError = tokenError; self.algorithms = algorithms; self.selfTestAt = selfTestAt
+    }
+}
+
+/// A key on the token as `keys list` shows it.
+public struct KeyInfo: Codable, Sendable {
+    public var label: String
+    /// CKA_ID as lowercase hex.
+    public var id: String
+    /// The AWS key spec this key can be imported as, or nil when it fits none.
+    public var spec: String?
+    /// The PKCS#11 class and type, e.g. "secret/AES-256", "private/RSA-3072".
+    public var type: String
+    /// Key check value: AES — first 3 bytes of AES-ECB(key, 0^16); HMAC — first 3 bytes of HMAC(key, 0^16).
+    public var kcv: String?
+    /// Asymmetric keys: SHA-256 of the public key's DER SubjectPublicKeyInfo.
+    public var publicKeySha256: String?
+    public var sensitive: Bool?
+    public var extractable: Bool?
+    public var uri: String
+    public init(label: String, id: String, spec: String?, type: String, kcv: String?, publicKeySha256: String?,
+                sensitive: Bool?, extractable: Bool?, uri: String) {
+        self.label = label; self.id = id; self.spec = spec; self.type = type; self.kcv = kcv
+        self.publicKeySha256 = publicKeySha256; self.sensitive = sensitive; self.extractable = extractable; self.uri = uri
+    }
+}
+
+/// `GET /v1/keys`
+public struct KeyListResponse: Codable, Sendable {
+    public var keys: [KeyInfo]
+    public init(keys: [KeyInfo]) { self.keys = keys }
+}
+
+/// `POST /v1/keys`
+public struct GenerateRequest: Codable, Sendable {
+    public var label: String
+    public var spec: String
+    public init(label: String, spec: String) { self.label = label; self.spec = spec }
+}
+
+/// The import parameters as the operator holds them, carried as bytes: the daemon parses them.
+public struct ParametersInput: Codable, Sendable {
+    /// The JSON printed by `aws kms get-parameters-for-import` (base64 of the file's bytes).
+    public var awsJSON: String?
+    /// The console's ImportParameters.zip (base64).
+    public var zip: String?
+    /// The wrapping public key file: DER, base64 or PEM (base64 of the file's bytes).
+    public var publicKey: String?
+    /// The import token file: raw or base64 (base64 of the file's bytes).
+    public var importToken: String?
+    /// The KMS key id or ARN, when the files do not say.
+    public var kmsKeyId: String?
+    /// When the parameters expire (ISO 8601), when the files do not say.
+    public var validTo: String?
+    public init(awsJSON: String? = nil, zip: String? = nil, publicKey: String? = nil, importToken: String? = nil,
+                kmsKeyId: String? = nil, validTo: String? = nil) {
+        self.awsJSON = awsJSON; self.zip = zip; self.publicKey = publicKey; self.importToken = importToken
+        self.kmsKeyId = kmsKeyId; self.validTo = validTo
+    }
+}
+
+/// `POST /v1/wrap`
+public struct WrapRequest: Codable, Sendable {
+    /// A key label or a `pkcs11:` URI naming the key on the daemon's token.
+    public var key: String
+    public var parameters: ParametersInput
+    public var wrappingAlgorithm: String?
+    public init(key: String, parameters: ParametersInput, wrappingAlgorithm: String? = nil) {
+        self.key = key; self.parameters = parameters; self.wrappingAlgorithm = wrappingAlgorithm
+    }
+}
+
+/// What AWS needs and what the operator should keep: the body of `manifest.json` plus the two blobs.
+public struct Manifest: Codable, Sendable {
+    public struct Key: Codable, Sendable {
+        public var label: String
+        public var id: String
+        public var spec: String
+        public var kcv: String?
+        public var publicKeySha256: String?
+        public init(label: String, id: String, spec: String, kcv: String?, publicKeySha256: String?) {
+            self.label = label; self.id = id; self.spec = spec; self.kcv = kcv; self.publicKeySha256 = publicKeySha256
+        }
+    }
+    public struct Token: Codable, Sendable {
+        public var label: String
+        public var serial: String
+        public var model: String
+        public init(label: String, serial: String, model: String) { self.label = label; self.serial = serial; self.model = model }
+    }
+    public var kmsKeyId: String?
+    public var wrappingAlgorithm: String
+    public var wrappingKeySpec: String
+    public var wrappingPublicKeySha256: String
+    public var parametersValidTo: String?
+    public var key: Key
+    public var token: Token
+    /// How the token produced the blob, e.g. "C_WrapKey CKM_RSA_PKCS_OAEP(SHA-256, MGF1-SHA-256)".
+    public var wrapMechanism: String
+    public var encryptedKeyMaterialSha256: String
+    public var importTokenSha256: String
+    public var createdAt: String
+    public var byokdVersion: String
+    public init(kmsKeyId: String?, wrappingAlgorithm: String, wrappingKeySpec: String, wrappingPublicKeySha256: String,
+                parametersValidTo: String?, key: Key, token: Token, wrapMechanism: String,
+                encryptedKeyMaterialSha256: String, importTokenSha256: String, createdAt: String, byokdVersion: String) {
+        self.kmsKeyId = kmsKeyId; self.wrappingAlgorithm = wrappingAlgorithm; self.wrappingKeySpec = wrappingKeySpec
+        self.wrappingPublicKeySha256 = wrappingPublicKeySha256; self.parametersValidTo = parametersValidTo; self.key = key
+        self.token = token; self.wrapMechanism = wrapMechanism; self.encryptedKeyMaterialSha256 = encryptedKeyMaterialSha256
+        self.importTokenSha256 = importTokenSha256; self.createdAt = createdAt; self.byokdVersion = byokdVersion
+    }
+}
+
+/// `POST /v1/wrap` answer.
+public struct WrapResponse: Codable, Sendable {
+    public var manifest: Manifest
+    /// Base64 of EncryptedKeyMaterial.bin.
+    public var encryptedKeyMaterial: String
+    /// Base64 of ImportToken.bin.
+    public var importToken: String
+    public init(manifest: Manifest, encryptedKeyMaterial: String, importToken: String) {
+        self.manifest = manifest; self.encryptedKeyMaterial = encryptedKeyMaterial; self.importToken = importToken
+    }
+}
+
+/// `POST /v1/selftest` answer.
+public struct SelfTestResponse: Codable, Sendable {
+    public var algorithms: [StatusResponse.Algorithm]
+    public var at: String
+    public init(algorithms: [StatusResponse.Algorithm], at: String) { self.algorithms = algorithms; self.at = at }
+}
+
+public enum ByokVersion {
+    public static let current = "0.1.0"
+}
+
+/// ISO 8601 with seconds, UTC — the one time format on the wire and in files.
+public enum Timestamp {
+    public static func string(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1,
+                      Int(tmv.tm_mday), Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
+    }
+
+    /// Parses ISO 8601 / RFC 3339 (`2024-05-01T12:00:00Z`, `...T12:00:00.123456+00:00`, a space for `T`)
+    /// or epoch seconds (`1714564800`, `1714564800.5`).
+    public static func parse(_ s: String) -> Date? {
+        let str = s.trimmingCharacters(in: .whitespaces)
+        if let d = Double(str), str.first?.isNumber == true, !str.contains("-") { return Date(timeIntervalSince1970: d) }
+        let c = Array(str.utf8)
+        func num(_ from: Int, _ len: Int) -> Int? {
+            guard from + len <= c.count else { return nil }
+            var v = 0
+            for i in from..<(from + len) {
+                guard c[i] >= 48 && c[i] <= 57 else { return nil }
+                v = v * 10 + Int(c[i] - 48)
+            }
+            return v
+        }
+        guard c.count >= 19, let y = num(0, 4), c[4] == 45, let mo = num(5, 2), c[7] == 45, let d = num(8, 2),
+              c[10] == 84 || c[10] == 116 || c[10] == 32, let h = num(11, 2), c[13] == 58, let mi = num(14, 2),
+              c[16] == 58, let se = num(17, 2),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61 else { return nil }
+        var i = 19
+        var frac = 0.0
+        if i < c.count && c[i] == 46 {
+            i += 1
+            var scale = 0.1
+            let start = i
+            while i < c.count, c[i] >= 48 && c[i] <= 57 { frac += Double(c[i] - 48) * scale; scale /= 10; i += 1 }
+            if i == start { return nil }
+        }
+        var offset = 0
+        if i < c.count {
+            if c[i] == 90 || c[i] == 122 { i += 1 }
+            else if c[i] == 43 || c[i] == 45 {
+                let sign = c[i] == 45 ? -1 : 1
+                guard let oh = num(i + 1, 2) else { return nil }
+                var om = 0
+                if i + 3 < c.count && c[i + 3] == 58 { guard let m = num(i + 4, 2) else { return nil }; om = m; i += 6 }
+                else if let m = num(i + 3, 2) { om = m; i += 5 } else { i += 3 }
+                offset = sign * (oh * 3600 + om * 60)
+            } else { return nil }
+        }
+        guard i == c.count else { return nil }
+        var tmv = tm()
+        tmv.tm_year = Int32(y - 1900); tmv.tm_mon = Int32(mo - 1); tmv.tm_mday = Int32(d)
+        tmv.tm_hour = Int32(h); tmv.tm_min = Int32(mi); tmv.tm_sec = Int32(se)
+        let t = timegm(&tmv)
+        return Date(timeIntervalSince1970: Double(t - offset) + frac)
+    }
+}

@@ -1,0 +1,130 @@
+import ByokAPI
+import Foundation
+
+/// Talks HTTP/1.1 to byokd over its Unix socket, one connection kept alive for the client's life.
+public final class DaemonClient {
+    public let socketPath: String
+    private var fd: Int32 = -1
+    /// Seconds to wait for an answer (a wrap on a slow HSM, or a two-person approval, can take long).
+    public var timeout: Double
+
+    public static let defaultSocket = "/run/byokd/byokd.sock"
+
+    public init(socketPath: String, timeout: Double = 300) {
+        self.socketPath = socketPath
+        self.timeout = timeout
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    private func connectIfNeeded() throws {
+        guard fd < 0 else { return }
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw ByokError(.daemonUnreachable, "cannot create a socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(s)
+            throw ByokError(.badRequest, "socket path \(socketPath) is too long for a Unix socket")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if rc != 0 {
+            let e = errno
+            close(s)
+            let hint = e == EACCES ? "you may not use it: ask for membership of the socket's group (byok)"
+                : "is byokd running? (`systemctl status byokd.socket`, or start it with `byokd --dev` to try it)"
+            throw ByokError(.daemonUnreachable, "cannot reach byokd at \(socketPath): \(String(cString: strerror(e))); \(hint)")
+        }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        fd = s
+    }
+
+    /// Sends a request and returns (status, body). Reconnects once if a kept-alive connection was closed.
+    public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
+        for attempt in 0..<2 {
+            let reused = fd >= 0
+            try connectIfNeeded()
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: byokd\r\nUser-Agent: byokctl/\(ByokVersion.current)\r\n"
+            if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+            head += "\r\n"
+            var bytes = Array(head.utf8)
+            if let body { bytes += body }
+            do {
+                try writeAll(bytes)
+                return try readResponse()
+            } catch let e as ByokError where reused && attempt == 0 && e.code == .daemonUnreachable {
+                close(fd); fd = -1
+                continue
+            }
+        }
+        throw ByokError(.daemonUnreachable, "byokd closed the connection")
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                // The daemon may answer (413) and close before reading a large body: read its answer.
+                if errno == EPIPE || errno == ECONNRESET { return }
+                throw ByokError(.daemonUnreachable, "lost the connection to byokd: \(String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+    }
+
+    private func readResponse() throws -> (Int, Data) {
+        var buf = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        func fill() throws {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { return }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                close(fd); fd = -1
+                throw ByokError(.daemonUnreachable, "byokd did not answer within \(Int(timeout)) seconds")
+            }
+            if n <= 0 {
+                close(fd); fd = -1
+                throw ByokError(.daemonUnreachable, "byokd closed the connection before answering")
+            }
+            buf += chunk[0..<n]
+        }
+        var headerEnd: Int?
+        while headerEnd == nil {
+            try fill()
+            if buf.count >= 4 {
+                for i in 0...(buf.count - 4) where buf[i] == 13 && buf[i + 1] == 10 && buf[i + 2] == 13 && buf[i + 3] == 10 { headerEnd = i; break }
+            }
+        }
+        let head = String(decoding: buf[0..<headerEnd!], as: UTF8.self).components(separatedBy: "\r\n")
+        let status = head.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        var length = 0
+        var closeAfter = false
+        for line in head.dropFirst() {
+            let lower = line.lowercased()
+            if lower.hasPrefix("content-length:") { length = Int(lower.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0 }
+            if lower.hasPrefix("connection:") && lower.contains("close") { closeAfter = true }
+        }
+        while buf.count < headerEnd! + 4 + length { try fill() }
+        let body = Data(buf[(headerEnd! + 4)..<(headerEnd! + 4 + length)])
+        if closeAfter { close(fd); fd = -1 }
+        return (status, body)
+    }
+
+    /// Sends a JSON request and decodes the answer, or throws the daemon's error.
+    public func call<Response: Decodable>(_ method: String, _ path: String, _ request: (some Encodable)? = Optional<String>.none, as: Response.Type) throws -> Response {
+        let body = try request.map { try JSONEncoder().encode($0) }
+        let (status, data) = try send(method, path, body: body)
+        if (200..<300).contains(status) {
+            do { return try JSONDecoder().decode(Response.self, from: data) } catch {
+                throw ByokError(.internal, "byokd's answer to \(path) was not understood (\(error)); are byokctl and byokd the same version?")
+            }
+        }
+        if let e = try? JSONDecoder().decode(ErrorBody.self, from: data) { throw ByokError(e.error.code, e.error.message) }
+        throw ByokError(.internal, "byokd answered \(status) to \(path) without an error body")
+    }
+}

@@ -1,0 +1,88 @@
+import ByokAPI
+import Foundation
+
+/// Writes the files AWS takes, each atomically: a temporary file in the same directory, fsync,
+/// rename, fsync of the directory. A crash leaves the old file or the new one, never half of one.
+public enum Outputs {
+    public static let encryptedKeyMaterial = "EncryptedKeyMaterial.bin"
+    public static let importToken = "ImportToken.bin"
+    public static let manifest = "manifest.json"
+    public static let all = [encryptedKeyMaterial, importToken, manifest]
+
+    /// Checks, before anything is asked of byokd, that the outputs can be written: refuses to
+    /// overwrite earlier outputs unless `force`. Creates nothing, so a failed wrap leaves nothing behind.
+    public static func check(directory: String, force: Bool) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ByokError(.outputUnwritable, "--out \(directory) exists and is not a directory") }
+            if !force, let existing = all.first(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) {
+                throw ByokError(.outputExists, "\(directory)/\(existing) already exists; choose another --out directory or pass --force to replace it")
+            }
+            guard access(directory, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot write to \(directory): \(String(cString: strerror(errno)))") }
+        } else {
+            var parent = (directory as NSString).deletingLastPathComponent
+            if parent.isEmpty { parent = "." }
+            while !FileManager.default.fileExists(atPath: parent) { parent = (parent as NSString).deletingLastPathComponent; if parent.isEmpty { parent = "." } }
+            guard access(parent, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not writable") }
+        }
+    }
+
+    /// Creates the output directory (0700) if it does not exist.
+    public static func create(directory: String) throws {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+            throw ByokError(.outputUnwritable, "cannot create --out directory \(directory): \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes `data` to `directory/name` atomically, mode 0600.
+    public static func writeAtomically(_ data: Data, directory: String, name: String) throws {
+        var template = Array("\(directory)/.\(name).XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw ByokError(.outputUnwritable, "cannot create a file in \(directory): \(String(cString: strerror(errno)))") }
+        let tmp = String(cString: template)
+        var ok = fchmod(fd, 0o600) == 0
+        ok = ok && data.withUnsafeBytes { raw -> Bool in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        let err = errno
+        close(fd)
+        guard ok, rename(tmp, "\(directory)/\(name)") == 0 else {
+            unlink(tmp)
+            throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(String(cString: strerror(ok ? errno : err)))")
+        }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Reads an operator's input file, with a clear error.
+    public static func read(_ path: String, what: String, limit: Int = 1 << 20) throws -> Data {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ByokError(.inputUnreadable, "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw ByokError(.inputUnreadable, "\(what) \(path) is not a regular file") }
+        guard Int(st.st_size) <= limit else { throw ByokError(.paramsInvalid, "\(what) \(path) is \(st.st_size) bytes, larger than any AWS import parameters (limit \(limit)); is it the right file?") }
+        guard let d = FileManager.default.contents(atPath: path) else { throw ByokError(.inputUnreadable, "cannot read \(what) \(path)") }
+        return d
+    }
+
+    /// The `aws kms import-key-material` command for these outputs, shell-quoted.
+    public static func awsCommand(manifest: Manifest, directory: String) -> String {
+        func q(_ s: String) -> String {
+            s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }
+        let dir = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        let keyId = manifest.kmsKeyId ?? "<KMS_KEY_ID>"
+        return """
+        aws kms import-key-material --key-id \(q(keyId)) \\
+            --encrypted-key-material \(q("fileb://" + dir + "/" + encryptedKeyMaterial)) \\
+            --import-token \(q("fileb://" + dir + "/" + importToken)) \\
+            --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE
+        """
+    }
+}

@@ -1,0 +1,92 @@
+import ByokAPI
+import Foundation
+
+/// byokd's settings. A JSON file (`--config FILE`, format in docs/CONFIGURATION.md) gives them;
+/// command-line flags override the file; defaults fill the rest.
+public struct Configuration: Codable, Sendable, Equatable {
+    /// PKCS#11 module: a path to a shared object, or the name p11-kit registers it under.
+    public var module: String?
+    /// CK_C_INITIALIZE_ARGS.pReserved, for modules that take an init string (NSS softokn).
+    public var initArgs: String?
+    /// The token: its label, its serial number, or a `pkcs11:` URI. Default: the first token.
+    public var token: String?
+    /// A file holding the user PIN. Default: `$CREDENTIALS_DIRECTORY/pin` (systemd LoadCredential=).
+    public var pinFile: String?
+    /// The Unix socket to listen on (ignored when systemd passes one).
+    public var socket: String?
+    /// Mode of a socket byokd binds itself, octal string. Default "0660".
+    public var socketMode: String?
+    /// Where byokd keeps its own state (dev token, audit log).
+    public var stateDir: String?
+    /// Largest request body accepted, in bytes. Default 8 MiB.
+    public var maxRequestBytes: Int?
+    /// Seconds a request may take to arrive. Default 10.
+    public var readTimeoutSeconds: Double?
+    /// Seconds an idle kept-alive connection stays open. Default 60.
+    public var idleTimeoutSeconds: Double?
+    /// Sessions opened on the token, i.e. wraps in parallel. Default 4.
+    public var sessions: Int?
+    /// Connections served at once; more get a BUSY answer. Default 64.
+    public var maxConnections: Int?
+    /// "trace", "debug", "info", "notice", "warning", "error". Default "info".
+    public var logLevel: String?
+    /// Use a SoftHSM development token kept in the state directory, made on first start.
+    public var devToken: Bool?
+
+    public init() {}
+
+    public static let defaultSocket = "/run/byokd/byokd.sock"
+    public static let defaultStateDir = "/var/lib/byokd"
+
+    public var resolvedSocket: String { socket ?? Self.defaultSocket }
+    public var resolvedStateDir: String { stateDir ?? Self.defaultStateDir }
+    public var resolvedSocketMode: mode_t { socketMode.flatMap { mode_t($0, radix: 8) } ?? 0o660 }
+    public var resolvedMaxRequestBytes: Int { maxRequestBytes ?? 8 << 20 }
+    public var resolvedReadTimeout: Double { readTimeoutSeconds ?? 10 }
+    public var resolvedIdleTimeout: Double { idleTimeoutSeconds ?? 60 }
+    public var resolvedSessions: Int { max(1, sessions ?? 4) }
+    public var resolvedMaxConnections: Int { max(1, maxConnections ?? 64) }
+
+    /// Loads a configuration file. Unknown keys are an error, so a typo does not pass silently.
+    public static func load(path: String) throws -> Configuration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ByokError(.inputUnreadable, "cannot read the configuration file \(path)")
+        }
+        let allowed = Set(CodingKeys.allKeys)
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ByokError(.badRequest, "the configuration file \(path) is not a JSON object (see docs/CONFIGURATION.md)")
+        }
+        if let unknown = obj.keys.first(where: { !allowed.contains($0) }) {
+            throw ByokError(.badRequest, "the configuration file \(path) has an unknown setting \"\(unknown)\"; known: \(allowed.sorted().joined(separator: ", "))")
+        }
+        do { return try JSONDecoder().decode(Configuration.self, from: data) } catch {
+            throw ByokError(.badRequest, "the configuration file \(path) has a value of the wrong type (\(error))")
+        }
+    }
+
+    /// Settings of `other` that are set win.
+    public func overridden(by other: Configuration) -> Configuration {
+        var c = self
+        c.module = other.module ?? module
+        c.initArgs = other.initArgs ?? initArgs
+        c.token = other.token ?? token
+        c.pinFile = other.pinFile ?? pinFile
+        c.socket = other.socket ?? socket
+        c.socketMode = other.socketMode ?? socketMode
+        c.stateDir = other.stateDir ?? stateDir
+        c.maxRequestBytes = other.maxRequestBytes ?? maxRequestBytes
+        c.readTimeoutSeconds = other.readTimeoutSeconds ?? readTimeoutSeconds
+        c.idleTimeoutSeconds = other.idleTimeoutSeconds ?? idleTimeoutSeconds
+        c.sessions = other.sessions ?? sessions
+        c.maxConnections = other.maxConnections ?? maxConnections
+        c.logLevel = other.logLevel ?? logLevel
+        c.devToken = other.devToken ?? devToken
+        return c
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken
+        static var allKeys: [String] { allCases.map(\.rawValue) }
+    }
+}

@@ -1,0 +1,66 @@
+import BYOK
+import ByokAPI
+import Foundation
+import Logging
+
+/// byokd's life: prepare the token, self-test, listen, serve, and on SIGTERM stop accepting,
+/// let requests in flight finish, close the sessions and finalize the module, in that order.
+public enum Daemon {
+    public static func run(config: Configuration, logger: Logger) -> Int32 {
+        var config = config
+        do {
+            try FileManager.default.createDirectory(atPath: config.resolvedStateDir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            if config.devToken == true { config = try DevToken.prepare(config, logger: logger) }
+        } catch {
+            logger.critical("cannot prepare the state directory", metadata: ["error": "\(error)"])
+            return 1
+        }
+        var service: TokenService?
+        do {
+            service = try TokenService(config: config, logger: logger)
+            try service!.runSelfTest()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 3
+        }
+        let listenFD: Int32
+        let inherited = Systemd.inheritedSocket()
+        if let fd = inherited {
+            listenFD = fd
+            logger.info("listening on the socket systemd passed")
+        } else {
+            do { listenFD = try SocketServer.bind(path: config.resolvedSocket, mode: config.resolvedSocketMode) } catch {
+                logger.critical("cannot listen", metadata: ["error": "\(error)"])
+                return 1
+            }
+            logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
+        }
+        let router = Router(service: service!)
+        let server = SocketServer(listenFD: listenFD, config: config, logger: logger) { req, peer, log in
+            router.handle(req, peer: peer, logger: log)
+        }
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                Systemd.notify("STOPPING=1")
+                server.stop(grace: 30)
+            }
+            s.resume()
+            return s
+        }
+        Systemd.notify("READY=1\nSTATUS=serving")
+        server.run()
+        // run() returns once stop() closed the listening socket; stop() waits for requests in flight.
+        server.stop(grace: 30)
+        signals.forEach { $0.cancel() }
+        service = nil
+        if inherited == nil { unlink(config.resolvedSocket) }
+        logger.notice("stopped")
+        return 0
+    }
+}

@@ -1,0 +1,154 @@
+import ByokAPI
+import Foundation
+
+/// A parsed HTTP/1.1 request. byokd speaks only what curl and byokctl send: a request line,
+/// headers, and a body framed by Content-Length.
+struct HTTPRequest {
+    var method: String
+    var path: String
+    var query: [String: String]
+    var headers: [String: String]
+    var body: [UInt8]
+    var keepAlive: Bool
+}
+
+struct HTTPResponse {
+    var status: Int
+    var body: [UInt8]
+    var contentType = "application/json"
+
+    static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, body: Array(JSONCoding.encode(value)))
+    }
+    static func error(_ e: ByokError) -> HTTPResponse {
+        json(ErrorBody(e), status: e.code.httpStatus)
+    }
+
+    func serialize(keepAlive: Bool) -> [UInt8] {
+        let reason = [200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                      408: "Request Timeout", 409: "Conflict", 411: "Length Required", 413: "Content Too Large", 500: "Internal Server Error",
+                      502: "Bad Gateway", 503: "Service Unavailable"][status] ?? "Status"
+        var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        head += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
+        head += "Server: byokd/\(ByokVersion.current)\r\n\r\n"
+        return Array(head.utf8) + body
+    }
+}
+
+enum JSONCoding {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+    static func encode<T: Encodable>(_ v: T) -> Data { (try? encoder.encode(v)) ?? Data("{}".utf8) }
+    static func decode<T: Decodable>(_ t: T.Type, _ body: [UInt8]) throws -> T {
+        do { return try JSONDecoder().decode(t, from: Data(body)) } catch let DecodingError.keyNotFound(key, _) {
+            throw ByokError(.badRequest, "the request body lacks \"\(key.stringValue)\"")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw ByokError(.badRequest, "the request body has the wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw ByokError(.badRequest, "the request body is not the JSON this endpoint takes (see docs/API.md)")
+        }
+    }
+}
+
+/// Reads requests from one connection with bounds on size and time.
+struct HTTPReader {
+    let fd: Int32
+    let maxHeaderBytes: Int
+    let maxBodyBytes: Int
+    /// Seconds a whole request may take to arrive once its first byte has.
+    let readTimeout: Double
+    /// Seconds a kept-alive connection may sit idle between requests.
+    let idleTimeout: Double
+    var buffer: [UInt8] = []
+
+    enum ReadError: Error { case closed, timeout, tooLarge(Int), malformed(String), lengthRequired }
+
+    /// Blocks until a whole request is buffered; throws on timeout, EOF, or limits.
+    mutating func next() throws -> HTTPRequest {
+        let idleDeadline = Date().addingTimeInterval(idleTimeout)
+        var requestDeadline: Date? = buffer.isEmpty ? nil : Date().addingTimeInterval(readTimeout)
+        var headerEnd: Int? = findHeaderEnd()
+        while headerEnd == nil {
+            if buffer.count > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+            try fill(deadline: requestDeadline ?? idleDeadline, idle: requestDeadline == nil)
+            if requestDeadline == nil { requestDeadline = Date().addingTimeInterval(readTimeout) }
+            headerEnd = findHeaderEnd()
+        }
+        let head = String(decoding: buffer[0..<headerEnd!], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
+        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { throw ReadError.malformed("bad request line") }
+        var headers: [String: String] = [:]
+        for line in lines where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { throw ReadError.malformed("bad header line") }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        if headers["transfer-encoding"] != nil { throw ReadError.lengthRequired }
+        let length: Int
+        if let cl = headers["content-length"] {
+            guard let n = Int(cl), n >= 0 else { throw ReadError.malformed("bad Content-Length") }
+            length = n
+        } else { length = 0 }
+        if length > maxBodyBytes { throw ReadError.tooLarge(length) }
+        let bodyStart = headerEnd! + 4
+        while buffer.count < bodyStart + length {
+            try fill(deadline: requestDeadline!, idle: false)
+        }
+        let body = Array(buffer[bodyStart..<(bodyStart + length)])
+        buffer.removeSubrange(0..<(bodyStart + length))
+        let target = String(requestLine[1])
+        var path = target
+        var query: [String: String] = [:]
+        if let q = target.firstIndex(of: "?") {
+            path = String(target[..<q])
+            for pair in target[target.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                query[String(kv[0]).removingPercentEncoding ?? String(kv[0])] = kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
+            }
+        }
+        let http10 = requestLine[2] == "HTTP/1.0"
+        let conn = headers["connection"]?.lowercased()
+        let keepAlive = http10 ? conn == "keep-alive" : conn != "close"
+        return HTTPRequest(method: String(requestLine[0]), path: path, query: query, headers: headers, body: body, keepAlive: keepAlive)
+    }
+
+    private func findHeaderEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        var i = 0
+        while i + 3 < buffer.count {
+            if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    private mutating func fill(deadline: Date, idle: Bool) throws {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { throw idle && buffer.isEmpty ? ReadError.closed : ReadError.timeout }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&pfd, 1, Int32(min(remaining * 1000, 1000)) + 1)
+            if r < 0 { if errno == EINTR { continue }; throw ReadError.closed }
+            if r == 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; throw ReadError.closed }
+            if n == 0 { throw ReadError.closed }
+            buffer.append(contentsOf: chunk[0..<n])
+            return
+        }
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+        if n < 0 { if errno == EINTR { continue }; return false }
+        off += n
+    }
+    return true
+}

@@ -1,0 +1,28 @@
+import CByokSys
+import Foundation
+
+/// Who is on the other end of a Unix socket connection, as the kernel says (SO_PEERCRED).
+/// Never taken from the request.
+public struct PeerCredentials: Sendable, CustomStringConvertible {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+
+    init?(fd: Int32) {
+        var p: pid_t = 0, u: uid_t = 0, g: gid_t = 0
+        guard byok_peercred(fd, &p, &u, &g) == 0 else { return nil }
+        pid = p
+        uid = u
+        gid = g
+    }
+
+    public var userName: String {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buf = [CChar](repeating: 0, count: 1024)
+        if getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, result != nil { return String(cString: pw.pw_name) }
+        return String(uid)
+    }
+
+    public var description: String { "uid=\(uid) gid=\(gid) pid=\(pid)" }
+}

@@ -1,0 +1,154 @@
+import ByokAPI
+import CByokSys
+import Foundation
+import Logging
+
+/// A Unix stream socket server: one thread per connection, bounded in number, each reading
+/// HTTP/1.1 requests with size and time limits. A connection's error is logged and never stops
+/// the server.
+final class SocketServer: @unchecked Sendable {
+    let listenFD: Int32
+    let config: Configuration
+    let logger: Logger
+    let handler: (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse
+    private let lock = NSCondition()
+    private var active = 0
+    private var stopping = false
+    private var requestCounter: UInt64 = 0
+
+    init(listenFD: Int32, config: Configuration, logger: Logger, handler: @escaping (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse) {
+        self.listenFD = listenFD
+        self.config = config
+        self.logger = logger
+        self.handler = handler
+    }
+
+    /// Binds `path` (replacing a stale socket file, never another kind of file) with `mode`.
+    static func bind(path: String, mode: mode_t) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ByokError(.internal, "socket(): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                close(fd)
+                throw ByokError(.badRequest, "\(path) exists and is not a socket; refusing to replace it")
+            }
+            // A live daemon answers connect(); only a stale socket file is removed.
+            if connectUnix(path) { close(fd); throw ByokError(.badRequest, "another byokd is already listening on \(path)") }
+            unlink(path)
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(fd)
+            throw ByokError(.badRequest, "socket path \(path) is longer than a Unix socket path may be (107 bytes)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        let old = umask(0o177)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        umask(old)
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw ByokError(.internal, "cannot bind \(path): \(String(cString: strerror(e)))")
+        }
+        chmod(path, mode)
+        guard listen(fd, 128) == 0 else { close(fd); throw ByokError(.internal, "listen(): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    static func connectUnix(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } == 0
+    }
+
+    /// Accepts until `stop()`; returns after the listening socket is shut down.
+    func run() {
+        while true {
+            let fd = byok_accept_cloexec(listenFD)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                lock.lock(); let s = stopping; lock.unlock()
+                if s || errno == EBADF || errno == EINVAL { return }
+                logger.error("accept failed", metadata: ["errno": "\(String(cString: strerror(errno)))"])
+                usleep(10_000)
+                continue
+            }
+            lock.lock()
+            if stopping { lock.unlock(); close(fd); return }
+            if active >= config.resolvedMaxConnections {
+                lock.unlock()
+                _ = writeAll(fd, HTTPResponse.error(ByokError(.busy, "byokd is serving \(config.resolvedMaxConnections) connections already; try again shortly")).serialize(keepAlive: false))
+                close(fd)
+                continue
+            }
+            active += 1
+            lock.unlock()
+            let t = Thread { [self] in
+                serve(fd)
+                close(fd)
+                lock.lock(); active -= 1; lock.broadcast(); lock.unlock()
+            }
+            t.stackSize = 1 << 20
+            t.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        let peer = PeerCredentials(fd: fd)
+        var reader = HTTPReader(fd: fd, maxHeaderBytes: 16 * 1024, maxBodyBytes: config.resolvedMaxRequestBytes,
+                                readTimeout: config.resolvedReadTimeout, idleTimeout: config.resolvedIdleTimeout)
+        while true {
+            let request: HTTPRequest
+            do { request = try reader.next() } catch HTTPReader.ReadError.closed { return } catch {
+                let e: ByokError
+                switch error as? HTTPReader.ReadError {
+                case .tooLarge(let n)?: e = ByokError(.requestTooLarge, "the request is \(n) bytes; byokd accepts at most \(config.resolvedMaxRequestBytes) (setting maxRequestBytes)")
+                case .timeout?: e = ByokError(.requestTimeout, "the request did not arrive within \(Int(config.resolvedReadTimeout)) seconds")
+                case .lengthRequired?: e = ByokError(.badRequest, "send the body with Content-Length; chunked transfer encoding is not accepted")
+                case .malformed(let why)?: e = ByokError(.badRequest, "malformed HTTP request: \(why)")
+                default: e = ByokError(.badRequest, "malformed HTTP request")
+                }
+                logger.notice("request rejected", metadata: ["peer": "\(peer?.description ?? "?")", "code": "\(e.code.rawValue)"])
+                _ = writeAll(fd, HTTPResponse.error(e).serialize(keepAlive: false))
+                return
+            }
+            lock.lock()
+            requestCounter += 1
+            let rid = requestCounter
+            let s = stopping
+            lock.unlock()
+            var log = logger
+            log[metadataKey: "request"] = "\(rid)"
+            let response = handler(request, peer, log)
+            let keep = request.keepAlive && !s
+            guard writeAll(fd, response.serialize(keepAlive: keep)), keep else { return }
+        }
+    }
+
+    /// Stops accepting and waits up to `grace` seconds for connections in flight to finish.
+    func stop(grace: Double) {
+        lock.lock()
+        let first = !stopping
+        stopping = true
+        lock.unlock()
+        if first {
+            shutdown(listenFD, Int32(SHUT_RDWR))
+            close(listenFD)
+        }
+        let deadline = Date().addingTimeInterval(grace)
+        lock.lock()
+        while active > 0 && lock.wait(until: deadline) {}
+        lock.unlock()
+    }
+}

@@ -1,0 +1,37 @@
+import CPKCS11
+
+extension Session {
+    /// `C_GenerateKey`.
+    public func generateKey(_ mechanism: Mechanism, _ template: [Attribute]) throws -> ObjectHandle {
+        var h: CK_OBJECT_HANDLE = 0
+        try mechanism.withC { m in
+            try withCTemplate(template) { p, n in
+                try module.call("C_GenerateKey", \.C_GenerateKey) { $0(handle, m, p, n, &h) }
+            }
+        }
+        return ObjectHandle(rawValue: UInt(h))
+    }
+
+    /// `C_GenerateKeyPair`: returns (public, private).
+    public func generateKeyPair(_ mechanism: Mechanism, publicTemplate: [Attribute], privateTemplate: [Attribute]) throws -> (ObjectHandle, ObjectHandle) {
+        var pub: CK_OBJECT_HANDLE = 0
+        var priv: CK_OBJECT_HANDLE = 0
+        try mechanism.withC { m in
+            try withCTemplate(publicTemplate) { pp, pn in
+                try withCTemplate(privateTemplate) { sp, sn in
+                    try module.call("C_GenerateKeyPair", \.C_GenerateKeyPair) { $0(handle, m, pp, pn, sp, sn, &pub, &priv) }
+                }
+            }
+        }
+        return (ObjectHandle(rawValue: UInt(pub)), ObjectHandle(rawValue: UInt(priv)))
+    }
+
+    /// `C_WrapKey`: the key leaves the token only encrypted under `wrappingKey`.
+    public func wrapKey(_ mechanism: Mechanism, wrappingKey: ObjectHandle, key: ObjectHandle) throws -> [UInt8] {
+        try mechanism.withC { m in
+            try fetchBytes("C_WrapKey") { buf, len in
+                try module.callRV("C_WrapKey", \.C_WrapKey) { $0(handle, m, wrappingKey.ck, key.ck, buf, len) }
+            }
+        }
+    }
+}

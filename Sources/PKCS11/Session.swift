@@ -1,0 +1,81 @@
+import CPKCS11
+
+/// A handle to an object on the token (`CK_OBJECT_HANDLE`). Valid only within its session's
+/// application; session objects vanish when their session closes.
+public struct ObjectHandle: RawRepresentable, Hashable, Sendable {
+    public let rawValue: UInt
+    public init(rawValue: UInt) { self.rawValue = rawValue }
+    var ck: CK_OBJECT_HANDLE { CK_OBJECT_HANDLE(rawValue) }
+}
+
+/// An open session (`C_OpenSession`), closed (`C_CloseSession`) when released.
+///
+/// A session is never shared between concurrent tasks: it is owned by a pool or a single caller.
+public final class Session: @unchecked Sendable {
+    public let module: Module
+    public let slot: Slot
+    let handle: CK_SESSION_HANDLE
+    private var closed = false
+
+    init(module: Module, slot: Slot, handle: CK_SESSION_HANDLE) {
+        self.module = module
+        self.slot = slot
+        self.handle = handle
+    }
+
+    deinit { if !closed { _ = module.functions.pointee.C_CloseSession(handle) } }
+
+    /// `C_CloseSession`, now rather than at release.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        _ = module.functions.pointee.C_CloseSession(handle)
+    }
+
+    /// `C_Login` as the normal user. Logins are per application, so a second session of an
+    /// application already logged in is fine (`CKR_USER_ALREADY_LOGGED_IN` is not an error).
+    /// The PIN is wiped afterwards, whatever happens.
+    public func login(_ pin: PIN) throws {
+        defer { pin.wipe() }
+        let rv = try pin.withBytes { p, n in
+            try module.callRV("C_Login", \.C_Login) { $0(handle, CK_USER_TYPE(CKU_USER), p, CK_ULONG(n)) }
+        }
+        if rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN {
+            throw PKCS11Error.call(function: "C_Login", rv: ReturnValue(rv))
+        }
+    }
+
+    /// `C_Logout`.
+    public func logout() throws {
+        try module.call("C_Logout", \.C_Logout) { $0(handle) }
+    }
+
+    /// `C_GetSessionInfo`: whether the session can still be used and whether the user is logged in.
+    public func state() throws -> (userLoggedIn: Bool, readWrite: Bool) {
+        var info = CK_SESSION_INFO()
+        try module.call("C_GetSessionInfo", \.C_GetSessionInfo) { $0(handle, &info) }
+        let s = info.state
+        return (s == CKS_RW_USER_FUNCTIONS || s == CKS_RO_USER_FUNCTIONS,
+                s == CKS_RW_USER_FUNCTIONS || s == CKS_RW_PUBLIC_SESSION || s == CKS_RW_SO_FUNCTIONS)
+    }
+
+    /// `C_GenerateRandom`.
+    public func generateRandom(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try module.call("C_GenerateRandom", \.C_GenerateRandom) { $0(handle, &out, CK_ULONG(count)) }
+        return out
+    }
+
+    /// The size-query-then-fill pattern of PKCS#11 output buffers, in one place: the call is made
+    /// with a NULL buffer to learn the length, then with a buffer of that length.
+    func fetchBytes(_ name: String, _ invoke: (UnsafeMutablePointer<CK_BYTE>?, UnsafeMutablePointer<CK_ULONG>) throws -> CK_RV) throws -> [UInt8] {
+        var len: CK_ULONG = 0
+        var rv = try invoke(nil, &len)
+        guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+        var out = [UInt8](repeating: 0, count: Int(len))
+        rv = try out.withUnsafeMutableBufferPointer { try invoke($0.baseAddress, &len) }
+        guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+        if Int(len) < out.count { out.removeSubrange(Int(len)...) }
+        return out
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import ByokAPI
+import Foundation
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List or generate keys on the token.", subcommands: [List.self, Generate.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List secret and private keys on the token, with spec and check value.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() {
+            byokctl.run(options) {
+                let r = try options.client().call("GET", "/v1/keys", as: KeyListResponse.self)
+                if options.json { options.printJSON(r); return }
+                if r.keys.isEmpty { print("no keys on the token; make one with `byokctl keys generate --label NAME --spec SYMMETRIC_DEFAULT`"); return }
+                print(table(["LABEL", "ID", "SPEC", "TYPE", "KCV / PUBLIC KEY SHA-256", "SENSITIVE", "EXTRACTABLE"], r.keys.map {
+                    [$0.label, $0.id, $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? "-",
+                     $0.sensitive.map { $0 ? "yes" : "NO" } ?? "?", $0.extractable.map { $0 ? "yes" : "no" } ?? "?"]
+                }))
+            }
+        }
+    }
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Generate a key inside the token (sensitive, extractable only by wrapping).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Label of the new key (must not exist on the token).") var label: String
+        @Option(help: ArgumentHelp("AWS key spec: \(KeySpecName.allValueStrings.joined(separator: ", ")).", valueName: "spec")) var spec: String
+
+        func run() {
+            byokctl.run(options) {
+                let k = try options.client().call("POST", "/v1/keys", GenerateRequest(label: label, spec: spec), as: KeyInfo.self)
+                if options.json { options.printJSON(k); return }
+                print("generated \(k.spec ?? k.type) key \"\(k.label)\" id \(k.id)")
+                if let kcv = k.kcv { print("KCV \(kcv)") }
+                if let h = k.publicKeySha256 { print("public key SHA-256 \(h)") }
+                print(k.uri)
+            }
+        }
+    }
+}
+
+enum KeySpecName {
+    static let allValueStrings = ["SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "RSA_2048", "RSA_3072", "RSA_4096",
+                                  "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"]
+}

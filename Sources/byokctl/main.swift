@@ -1,0 +1,25 @@
+import ArgumentParser
+import ByokAPI
+import Foundation
+
+/// byokctl: the operator's client for byokd. Exit codes: 0 done; 2 bad input or usage;
+/// 3 HSM or token error; 4 denied; 5 daemon unreachable.
+struct Byokctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "byokctl",
+        abstract: "Generate keys in the HSM and wrap them on the token for AWS KMS import, through byokd.",
+        discussion: "Exit codes: 0 done; 2 bad input or usage; 3 HSM or token error; 4 denied; 5 byokd unreachable.",
+        version: ByokVersion.current,
+        subcommands: [Status.self, Keys.self, Wrap.self, SelfTestCommand.self])
+}
+
+// Usage errors exit 2 (the argument parser's default is 64).
+do {
+    var command = try Byokctl.parseAsRoot()
+    try command.run()
+} catch {
+    let code = Byokctl.exitCode(for: error)
+    if code == .success { Byokctl.exit(withError: error) }
+    FileHandle.standardError.write(Data((Byokctl.fullMessage(for: error) + "\n").utf8))
+    exit(code == .validationFailure ? 2 : code.rawValue)
+}
