@@ -10,12 +10,15 @@ public enum WrapRoute: String, Sendable {
     case nativeRsaAes
     /// Ephemeral AES-256 on the token, C_WrapKey(CKM_AES_KEY_WRAP_PAD) of the key, C_WrapKey(OAEP) of the ephemeral.
     case steps
+    /// The same with CKM_AES_KEY_WRAP_KWP for the RFC 5649 step.
+    case stepsKWP
 
     public var description: String {
         switch self {
         case .oaep: "CKM_RSA_PKCS_OAEP"
         case .nativeRsaAes: "CKM_RSA_AES_KEY_WRAP"
         case .steps: "CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP"
+        case .stepsKWP: "CKM_AES_KEY_WRAP_KWP + CKM_RSA_PKCS_OAEP"
         }
     }
 }
@@ -44,12 +47,12 @@ public struct OnTokenWrap {
             return try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
         case .nativeRsaAes:
             return try session.wrapKey(.rsaAesKeyWrap(aesKeyBits: 256, hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
-        case .steps:
+        case .steps, .stepsKWP:
             let ephemeral = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
                                                                  .private(true), .sensitive(true), .extractable(true), .wrap(true),
                                                                  .label("byokd-ephemeral")])
             defer { try? session.destroyObject(ephemeral) }
-            let wrappedTarget = try session.wrapKey(.aesKeyWrapPad, wrappingKey: ephemeral, key: key)
+            let wrappedTarget = try session.wrapKey(route == .stepsKWP ? .aesKeyWrapKwp : .aesKeyWrapPad, wrappingKey: ephemeral, key: key)
             let wrappedEphemeral = try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: ephemeral)
             return wrappedEphemeral + wrappedTarget
         }

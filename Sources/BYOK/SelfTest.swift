@@ -44,14 +44,15 @@ public struct SelfTest {
                 if native.state == .passed { return native }
                 tried.append(native)
             }
-            if mechanisms.contains(.aesKeyWrapPad) && mechanisms.contains(.aesKeyGen) {
-                let steps = attempt(algorithm, route: .steps, aws: aws, wrappingKey: pub)
-                if steps.state == .passed || tried.isEmpty { return steps }
+            for (mechanism, route) in [(MechanismType.aesKeyWrapKwp, WrapRoute.stepsKWP), (.aesKeyWrapPad, .steps)]
+            where mechanisms.contains(mechanism) && mechanisms.contains(.aesKeyGen) {
+                let steps = attempt(algorithm, route: route, aws: aws, wrappingKey: pub)
+                if steps.state == .passed { return steps }
                 tried.append(steps)
             }
             if tried.isEmpty {
                 return AlgorithmStatus(algorithm: algorithm, state: .unsupported, route: nil,
-                                       reason: "the token has neither CKM_RSA_AES_KEY_WRAP nor CKM_AES_KEY_WRAP_PAD")
+                                       reason: "the token has neither CKM_RSA_AES_KEY_WRAP nor CKM_AES_KEY_WRAP_KWP/_PAD")
             }
             return AlgorithmStatus(algorithm: algorithm, state: tried.contains { $0.state == .failed } ? .failed : .unsupported,
                                    route: nil, reason: tried.compactMap(\.reason).joined(separator: "; "))
@@ -85,14 +86,19 @@ public struct SelfTest {
             return status(.failed, "cannot compute the check value on the token (\(error))")
         }
         var material: [UInt8]?
-        if route == .oaep {
-            material = aws.decryptOAEP(blob, hash: soft, mgf: soft)
-        } else if blob.count > 256, let eph = aws.decryptOAEP(Array(blob.prefix(256)), hash: soft, mgf: soft) {
-            material = SoftwareCrypto.aesUnwrapPad(kek: eph, wrapped: Array(blob.dropFirst(256)))
-        }
-        guard let key = material else {
+        let k = aws.publicKey.bits / 8
+        guard let first = aws.decryptOAEP(Array(blob.prefix(route == .oaep ? blob.count : k)), hash: soft, mgf: soft) else {
             return status(.failed, "the blob does not decrypt with \(algorithm.rawValue)'s OAEP and MGF1 hashes (\(hash.rawValue)); the token wraps with something else")
         }
+        if route == .oaep {
+            material = first
+        } else {
+            material = SoftwareCrypto.aesUnwrapPad(kek: first, wrapped: Array(blob.dropFirst(k)))
+            if material == nil {
+                return status(.failed, "the AES part is not an RFC 5649 key wrap with padding (AWS would reject it)")
+            }
+        }
+        guard let key = material else { return status(.failed, "no key material") }
         defer { for i in material!.indices { material![i] = 0 } }
         guard let kcvSoft = SoftwareCrypto.aesECB(key: key, data: [UInt8](repeating: 0, count: 16)).map({ Array($0.prefix(3)) }),
               kcvSoft == kcvToken else {

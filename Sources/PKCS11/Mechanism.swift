@@ -13,13 +13,16 @@ public struct MechanismType: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let aesKeyGen = MechanismType(CKM_AES_KEY_GEN)
     public static let aesEcb = MechanismType(CKM_AES_ECB)
     public static let aesKeyWrapPad = MechanismType(CKM_AES_KEY_WRAP_PAD)
+    /// PKCS#11 v3.0's RFC 5649 mechanism (0x210B). Some modules (NSS) implement CKM_AES_KEY_WRAP_PAD
+    /// as RFC 3394 with PKCS#7 padding instead, and offer RFC 5649 only under this name.
+    public static let aesKeyWrapKwp = MechanismType(rawValue: 0x210B)
     public static let genericSecretKeyGen = MechanismType(CKM_GENERIC_SECRET_KEY_GEN)
 
     public var description: String {
         let names: [UInt: String] = [
             0: "CKM_RSA_PKCS_KEY_PAIR_GEN", 9: "CKM_RSA_PKCS_OAEP", 0x1054: "CKM_RSA_AES_KEY_WRAP",
             0x1040: "CKM_EC_KEY_PAIR_GEN", 0x1080: "CKM_AES_KEY_GEN", 0x1081: "CKM_AES_ECB",
-            0x210a: "CKM_AES_KEY_WRAP_PAD", 0x2109: "CKM_AES_KEY_WRAP", 0x350: "CKM_GENERIC_SECRET_KEY_GEN",
+            0x210a: "CKM_AES_KEY_WRAP_PAD", 0x210b: "CKM_AES_KEY_WRAP_KWP", 0x2109: "CKM_AES_KEY_WRAP", 0x350: "CKM_GENERIC_SECRET_KEY_GEN",
             0x221: "CKM_SHA_1_HMAC", 0x256: "CKM_SHA224_HMAC", 0x251: "CKM_SHA256_HMAC",
             0x261: "CKM_SHA384_HMAC", 0x271: "CKM_SHA512_HMAC",
         ]
@@ -72,6 +75,7 @@ public enum Mechanism: Sendable, CustomStringConvertible {
     case genericSecretKeyGen
     case aesEcb
     case aesKeyWrapPad
+    case aesKeyWrapKwp
     /// `CKM_RSA_PKCS_OAEP` with the given hash for OAEP and MGF1, and no label.
     case rsaPkcsOaep(hash: HashAlgorithm, mgf: HashAlgorithm)
     /// `CKM_RSA_AES_KEY_WRAP` with an ephemeral AES key of `aesKeyBits` and OAEP parameters.
@@ -86,6 +90,7 @@ public enum Mechanism: Sendable, CustomStringConvertible {
         case .genericSecretKeyGen: .genericSecretKeyGen
         case .aesEcb: .aesEcb
         case .aesKeyWrapPad: .aesKeyWrapPad
+        case .aesKeyWrapKwp: .aesKeyWrapKwp
         case .rsaPkcsOaep: .rsaPkcsOaep
         case .rsaAesKeyWrap: .rsaAesKeyWrap
         case .hmac(let h): h.hmacMechanism

@@ -73,9 +73,19 @@ public final class Session: @unchecked Sendable {
         var rv = try invoke(nil, &len)
         guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
         var out = [UInt8](repeating: 0, count: Int(len))
-        rv = try out.withUnsafeMutableBufferPointer { try invoke($0.baseAddress, &len) }
-        guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
-        if Int(len) < out.count { out.removeSubrange(Int(len)...) }
-        return out
+        // Some modules under-report the length in the query (NSS's CKM_AES_KEY_WRAP_KWP); on
+        // CKR_BUFFER_TOO_SMALL the spec has them say the size needed, so try again with that.
+        for _ in 0..<3 {
+            var got = CK_ULONG(out.count)
+            rv = try out.withUnsafeMutableBufferPointer { try invoke($0.baseAddress, &got) }
+            if rv == CKR_BUFFER_TOO_SMALL {
+                out = [UInt8](repeating: 0, count: max(Int(got), out.count * 2 + 16))
+                continue
+            }
+            guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+            if Int(got) < out.count { out.removeSubrange(Int(got)...) }
+            return out
+        }
+        throw PKCS11Error.call(function: name, rv: ReturnValue(rv))
     }
 }
