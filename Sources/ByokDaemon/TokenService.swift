@@ -205,10 +205,12 @@ public final class TokenService: @unchecked Sendable {
         }
         if verdict.state == .passed, let r = verdict.route { return r }
         let finding = verdict.state == .failed ? "the mechanism self-test caught it producing a wrong result" : "the mechanism self-test found it unsupported"
-        var message = "token \"\(token.label)\" (\(token.model)) cannot wrap with \(algorithm.rawValue): \(finding) (\(verdict.reason ?? "no reason given"))."
+        var message = "token \"\(token.label)\" (\(token.model)) cannot wrap with \(algorithm.rawValue): \(finding) (\(verdict.reason ?? "no reason given"))"
         let sibling: WrappingAlgorithm? = [.RSAES_OAEP_SHA_256: .RSAES_OAEP_SHA_1, .RSA_AES_KEY_WRAP_SHA_256: .RSA_AES_KEY_WRAP_SHA_1][algorithm]
         if let sibling, v[sibling]?.state == .passed {
-            message += " This token supports \(algorithm.isHybrid ? "RSA_AES_KEY_WRAP" : "OAEP") only with SHA-1; use \(sibling.rawValue) or another token."
+            message += "; this token supports \(algorithm.isHybrid ? "RSA_AES_KEY_WRAP" : "OAEP") only with SHA-1; use \(sibling.rawValue) or another token"
+        } else {
+            message += "; use another algorithm (`byokctl status` lists those that passed) or another token"
         }
         throw ByokError(.tokenLacksAlgorithm, message)
     }

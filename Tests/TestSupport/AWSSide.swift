@@ -1,0 +1,125 @@
+import Foundation
+
+/// Plays AWS KMS with the openssl command: RSA wrapping key pairs, import parameters in each form
+/// users hold them, and the unwrap that proves a wrap correct.
+public enum AWSSide {
+    public struct WrappingKeyPair {
+        public let privatePEM: String
+        public let publicDER: Data
+        public let bits: Int
+    }
+
+    private static let lock = NSLock()
+    private static var cache: [String: WrappingKeyPair] = [:]
+    private static let dir = TempDir("byokd-aws")
+
+    /// An RSA key pair of `bits` (cached for the test run), or another type via `algorithm`.
+    public static func keyPair(bits: Int = 2048, algorithm: String = "RSA") throws -> WrappingKeyPair {
+        lock.lock(); defer { lock.unlock() }
+        let name = "\(algorithm)-\(bits)"
+        if let k = cache[name] { return k }
+        let pem = dir.file("\(name).pem"), der = dir.file("\(name).der")
+        if algorithm == "RSA" {
+            try Tools.check("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", pem])
+        } else {
+            try Tools.check("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pem])
+        }
+        try Tools.check("openssl", ["pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", der])
+        let k = WrappingKeyPair(privatePEM: pem, publicDER: try Data(contentsOf: URL(fileURLWithPath: der)), bits: bits)
+        cache[name] = k
+        return k
+    }
+
+    public static func randomImportToken(_ n: Int = 600) -> Data {
+        Data((0..<n).map { _ in UInt8.random(in: 0...255) })
+    }
+
+    public static let keyId = "1234abcd-12ab-34cd-56ef-1234567890ab"
+    public static let keyArn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+    /// The JSON `aws kms get-parameters-for-import` prints.
+    public static func cliJSON(publicKey: Data, importToken: Data, validTo: Any = isoString(Date().addingTimeInterval(86_000)),
+                               keyId: String = keyArn) -> Data {
+        let obj: [String: Any] = ["KeyId": keyId, "PublicKey": publicKey.base64EncodedString(),
+                                  "ImportToken": importToken.base64EncodedString(), "ParametersValidTo": validTo]
+        return try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+    }
+
+    /// Like the AWS CLI prints it: 2026-11-30T03:08:09.123000+00:00.
+    public static func isoString(_ d: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'000+00:00'"
+        return f.string(from: d)
+    }
+
+    /// The console's ImportParameters.zip, made with Python's zipfile (independent of ZIPFoundation).
+    public static func consoleZip(publicKey: Data, importToken: Data, readme: String?, into dir: TempDir, name: String = "ImportParameters.zip") throws -> String {
+        let stamp = "1130030809"
+        let work = dir.file("zip-src-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try publicKey.write(to: URL(fileURLWithPath: "\(work)/wrappingKey_\(keyId)_\(stamp)"))
+        try importToken.write(to: URL(fileURLWithPath: "\(work)/importToken_\(keyId)_\(stamp)"))
+        if let readme { try Data(readme.utf8).write(to: URL(fileURLWithPath: "\(work)/README_\(keyId)_\(stamp).txt")) }
+        let out = dir.file(name)
+        let script = "import os,sys,zipfile\nz=zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED)\n[z.write(os.path.join(sys.argv[1],f),f) for f in sorted(os.listdir(sys.argv[1]))]\nz.close()\n"
+        try Tools.check("python3", ["-c", script, work, out])
+        return out
+    }
+
+    /// The README the console puts in the ZIP (the lines byokd reads).
+    public static func consoleReadme(algorithm: String, wrappingKeySpec: String, validTo: Date, keySpec: String? = nil) -> String {
+        var s = "This ZIP contains the wrapping public key and import token for KMS key \(keyId).\n"
+        s += "Wrapping algorithm: \(algorithm)\n"
+        s += "Wrapping key spec: \(wrappingKeySpec)\n"
+        if let keySpec { s += "Key spec: \(keySpec)\n" }
+        s += "The wrapping public key and import token expire at \(isoString(validTo)).\n"
+        return s
+    }
+
+    /// RSAES-OAEP decryption with openssl pkeyutl: OAEP and MGF1 with `hash` ("sha1", "sha256").
+    public static func decryptOAEP(_ blob: Data, with key: WrappingKeyPair, hash: String) throws -> Data {
+        let d = TempDir("byokd-unwrap")
+        let inp = d.write("in", blob)
+        let out = d.file("out")
+        try Tools.check("openssl", ["pkeyutl", "-decrypt", "-inkey", key.privatePEM, "-in", inp, "-out", out,
+                                    "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:\(hash)", "-pkeyopt", "rsa_mgf1_md:\(hash)"])
+        return try Data(contentsOf: URL(fileURLWithPath: out))
+    }
+
+    /// RSA_AES_KEY_WRAP unwrap: OAEP of the first k bytes, then RFC 5649 (id-aes256-wrap-pad, IV A65959A6).
+    public static func unwrapRsaAes(_ blob: Data, with key: WrappingKeyPair, hash: String) throws -> Data {
+        let k = key.bits / 8
+        let aes = try decryptOAEP(blob.prefix(k), with: key, hash: hash)
+        let d = TempDir("byokd-unwrap")
+        let inp = d.write("in", Data(blob.dropFirst(k)))
+        let out = d.file("out")
+        try Tools.check("openssl", ["enc", "-d", "-id-aes256-wrap-pad", "-K", aes.hex, "-iv", "A65959A6", "-in", inp, "-out", out])
+        return try Data(contentsOf: URL(fileURLWithPath: out))
+    }
+
+    /// KCV of an AES key computed in software: first 3 bytes of AES-ECB(key, 16 zero bytes).
+    public static func aesKCV(_ key: Data) throws -> String {
+        let r = try Tools.check("openssl", ["enc", "-aes-\(key.count * 8)-ecb", "-nopad", "-K", key.hex], stdin: Data(count: 16))
+        return r.stdout.prefix(3).hex.uppercased()
+    }
+
+    /// HMAC in software with openssl dgst.
+    public static func hmac(_ key: Data, message: Data, digest: String) throws -> Data {
+        let r = try Tools.check("openssl", ["dgst", "-\(digest)", "-mac", "HMAC", "-macopt", "hexkey:\(key.hex)", "-binary"], stdin: message)
+        return r.stdout
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo) inside a DER PKCS#8 PrivateKeyInfo.
+    public static func publicKeyOfPKCS8(_ der: Data) throws -> Data {
+        let d = TempDir("byokd-p8")
+        let inp = d.write("p8.der", der)
+        let r = try Tools.check("openssl", ["pkey", "-inform", "DER", "-in", inp, "-pubout", "-outform", "DER"])
+        return r.stdout
+    }
+}
+
+extension Data {
+    public var hex: String { map { String(format: "%02x", $0) }.joined() }
+}

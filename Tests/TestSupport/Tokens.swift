@@ -1,0 +1,53 @@
+import Foundation
+
+/// Fresh token directories for the two real PKCS#11 modules the tests use.
+public enum SoftHSM {
+    public static let module: String = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+        .first { FileManager.default.fileExists(atPath: $0) } ?? "/usr/lib/softhsm/libsofthsm2.so"
+    public static var available: Bool { FileManager.default.fileExists(atPath: module) }
+
+    public struct Token {
+        public let conf: String
+        public let label: String
+        public let pinFile: String
+        public let pin: String
+        public var environment: [String: String] {
+            var e = ProcessInfo.processInfo.environment
+            e["SOFTHSM2_CONF"] = conf
+            return e
+        }
+    }
+
+    /// A new SoftHSM token in `dir`, initialised with softhsm2-util (test PINs only).
+    public static func makeToken(in dir: TempDir, label: String = "test-token", pin: String = "123456", pinFileContents: String? = nil) throws -> Token {
+        try FileManager.default.createDirectory(atPath: dir.file("tokens"), withIntermediateDirectories: true)
+        let conf = dir.write("softhsm2.conf", "directories.tokendir = \(dir.file("tokens"))\nobjectstore.backend = file\nlog.level = ERROR\n")
+        var env = ProcessInfo.processInfo.environment
+        env["SOFTHSM2_CONF"] = conf
+        try Tools.check("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", pin], environment: env)
+        let pinFile = dir.write("pin", pinFileContents ?? pin + "\n")
+        return Token(conf: conf, label: label, pinFile: pinFile, pin: pin)
+    }
+}
+
+public enum NSSSoftokn {
+    public static let module = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"
+    public static var available: Bool { FileManager.default.fileExists(atPath: module) }
+    /// The token of the key database slot (persistent keys; needs the password).
+    public static let tokenLabel = "NSS Certificate DB"
+
+    public struct Database {
+        public let directory: String
+        public let passwordFile: String
+        public var initArgs: String { "configdir='sql:\(directory)' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" }
+    }
+
+    /// A new NSS database with a password (certutil reads it from a file, not argv).
+    public static func makeDatabase(in dir: TempDir, password: String = "nss-test-pass") throws -> Database {
+        let db = dir.file("nssdb")
+        try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true)
+        let pw = dir.write("nss-password", password + "\n")
+        try Tools.check("certutil", ["-N", "-d", "sql:\(db)", "-f", pw])
+        return Database(directory: db, passwordFile: pw)
+    }
+}
