@@ -1,0 +1,113 @@
+import CPKCS11
+import Foundation
+import PKCS11
+import TestSupport
+import XCTest
+
+/// The typed PKCS#11 layer against SoftHSM2 and NSS softokn, in process.
+final class PKCS11Tests: XCTestCase {
+    var dir: TempDir!
+    var token: SoftHSM.Token!
+
+    override func setUpWithError() throws {
+        dir = TempDir("byokd-p11")
+        token = try SoftHSM.makeToken(in: dir, label: "p11-test")
+        setenv("SOFTHSM2_CONF", token.conf, 1)
+    }
+
+    func openLoggedIn() throws -> (Module, Session, TokenInfo) {
+        let module = try Module(SoftHSM.module)
+        let (slot, info) = try TokenSelector("p11-test").select(in: module)
+        let session = try slot.openSession()
+        try session.login(try PIN(file: token.pinFile))
+        return (module, session, info)
+    }
+
+    func testAGeneratedKeysValueCannotBeRead() throws {
+        let (_, session, _) = try openLoggedIn()
+        let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                       .sensitive(true), .extractable(true), .encrypt(true), .label("secret")])
+        XCTAssertThrowsError(try session.attribute(key, AttributeType(rawValue: UInt(CKA_VALUE)))) { error in
+            XCTAssertEqual((error as? PKCS11Error)?.returnValue, .attributeSensitive)
+            XCTAssertEqual("\(error)", "C_GetAttributeValue: PKCS11 error: CKR_ATTRIBUTE_SENSITIVE")
+        }
+        // The batch reader leaves it out rather than failing.
+        let v = try session.attributes(key, [.label, AttributeType(rawValue: UInt(CKA_VALUE)), .valueLen])
+        XCTAssertNil(v[AttributeType(rawValue: UInt(CKA_VALUE))])
+        XCTAssertEqual(v.string(.label), "secret")
+        XCTAssertEqual(v.ulong(.valueLen), 32)
+    }
+
+    func testErrorsNameTheFunctionAndTheCode() throws {
+        let module = try Module(SoftHSM.module)
+        let (slot, _) = try TokenSelector("p11-test").select(in: module)
+        let session = try slot.openSession()
+        var wrong = Array("000000".utf8)
+        XCTAssertThrowsError(try session.login(PIN(wiping: &wrong))) { error in
+            XCTAssertEqual("\(error)", "C_Login: PKCS11 error: CKR_PIN_INCORRECT")
+        }
+        XCTAssertEqual(wrong, [0, 0, 0, 0, 0, 0], "the caller's copy of the PIN is wiped")
+        XCTAssertEqual(ReturnValue(rawValue: 0x8000_0001).description, "CKR_VENDOR_DEFINED+0x1")
+        XCTAssertEqual(ReturnValue(rawValue: 0x7777).description, "CKR_0x7777", "unknown codes keep their value")
+    }
+
+    func testModulesLoadByPathOrByP11KitName() throws {
+        let byName = try Module("softhsm2")
+        XCTAssertTrue(byName.path.contains("softhsm"), byName.path)
+        XCTAssertTrue(try byName.info().manufacturer.contains("SoftHSM"))
+        XCTAssertThrowsError(try Module("no-such-module")) { error in
+            XCTAssertTrue("\(error)".contains("p11-kit has no module named \"no-such-module\""), "\(error)")
+        }
+        XCTAssertThrowsError(try Module("/nonexistent/libnothing.so")) { error in
+            XCTAssertTrue("\(error)".contains("cannot load PKCS#11 module"), "\(error)")
+        }
+    }
+
+    func testTokensAreSelectedByLabelSerialOrURI() throws {
+        let module = try Module(SoftHSM.module)
+        let (_, info) = try TokenSelector("p11-test").select(in: module)
+        XCTAssertEqual(try TokenSelector(info.serial).select(in: module).1.label, "p11-test")
+        XCTAssertEqual(try TokenSelector("pkcs11:token=p11-test").select(in: module).1.serial, info.serial)
+        XCTAssertEqual(try TokenSelector("pkcs11:serial=\(info.serial);model=SoftHSM%20v2").select(in: module).1.label, "p11-test")
+        XCTAssertThrowsError(try TokenSelector("pkcs11:token=other").select(in: module)) { error in
+            XCTAssertTrue("\(error)".contains("tokens present: \"p11-test\""), "\(error)")
+        }
+        XCTAssertThrowsError(try TokenSelector("pkcs11:%%%"))
+    }
+
+    func testPINFilesAllowOneTrailingNewline() throws {
+        let d = TempDir()
+        var login = try PIN(file: d.write("a", "123456\n"))
+        let (module, _, _) = try openLoggedIn()
+        let (slot, _) = try TokenSelector("p11-test").select(in: module)
+        let s = try slot.openSession()
+        try s.login(login)
+        XCTAssertTrue(login.isWiped, "a PIN is wiped after login")
+        XCTAssertEqual("\(login)", "PIN(redacted)")
+        login = try PIN(file: d.write("b", "123456\r\n"))
+        XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
+        XCTAssertThrowsError(try PIN(file: d.file("missing"))) { error in
+            XCTAssertTrue("\(error)".contains("cannot read PIN file"), "\(error)")
+        }
+    }
+
+    func testNSSSoftoknTakesItsInitStringAndWrapsWithOAEPSHA256() throws {
+        let nssDir = TempDir("byokd-nss")
+        let db = try NSSSoftokn.makeDatabase(in: nssDir)
+        let module = try Module(NSSSoftokn.module, initArgs: db.initArgs)
+        let (slot, info) = try TokenSelector(NSSSoftokn.tokenLabel).select(in: module)
+        XCTAssertEqual(info.label, "NSS Certificate DB")
+        let session = try slot.openSession()
+        try session.login(try PIN(file: db.passwordFile))
+        let mechanisms = try slot.mechanisms()
+        XCTAssertTrue(mechanisms.contains(.rsaPkcsOaep))
+        XCTAssertTrue(try slot.mechanismInfo(.rsaPkcsOaep).canWrap)
+        let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                       .sensitive(true), .extractable(true), .label("t")])
+        XCTAssertThrowsError(try session.attribute(key, AttributeType(rawValue: UInt(CKA_VALUE))))
+        let ids = try session.findObjects([.label("t")])
+        XCTAssertEqual(ids, [key])
+        try session.destroyObject(key)
+        XCTAssertEqual(try session.findObjects([.label("t")]), [])
+    }
+}
