@@ -151,7 +151,12 @@ public final class TokenService: @unchecked Sendable {
         return try guarded("keys generate") {
             try withSession { session, token in
                 let store = KeyStore(session: session, token: token)
-                let key = try store.generate(label: request.label, spec: spec)
+                let key: TokenKey
+                do { key = try store.generate(label: request.label, spec: spec) } catch let e as PKCS11Error
+                    where [.curveNotSupported, .keySizeRange, .mechanismInvalid, .init(rawValue: 0x130)].contains(e.returnValue) {
+                    // 0x130 is CKR_DOMAIN_PARAMS_INVALID, which NSS answers for secp256k1.
+                    throw ByokError(.tokenLacksAlgorithm, "token \"\(token.label)\" (\(token.model)) cannot generate \(spec.rawValue) keys: \(TokenService.explain(e))")
+                }
                 logger.info("generated key", metadata: ["label": "\(key.label)", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)"])
                 return store.info(key)
             }
