@@ -74,22 +74,45 @@ public final class TokenService: @unchecked Sendable {
         throw ByokError(.tokenLoginFailed, "the token needs a PIN and none is configured: give --pin-file FILE or a systemd credential named \"pin\" (LoadCredential=pin:/etc/byokd/pin)")
     }
 
-    /// Runs `body` with a session, reconnecting first if the token was lost, and marking it lost
-    /// when the token says so (device removed, session gone, logged out).
-    func withSession<R>(_ body: (Session, TokenInfo) throws -> R) throws -> R {
-        if pool.isEmpty, currentToken() == nil || tokenErrorText() != nil {
-            do { try connect() } catch {
-                setLost("\(error)")
-                throw ByokError(.tokenUnavailable, "the token is unavailable: \(error)")
-            }
+    private let reconnectLock = NSLock()
+
+    /// Reconnects when the token was lost: one thread at a time, and only if still needed.
+    private func reconnectIfLost() throws {
+        guard tokenErrorText() != nil || currentToken() == nil else { return }
+        reconnectLock.lock()
+        defer { reconnectLock.unlock() }
+        guard tokenErrorText() != nil || currentToken() == nil else { return }
+        pool.drain()
+        do {
+            try connect()
+            logger.notice("token reconnected")
+        } catch {
+            setLost("\(error)")
+            throw ByokError(.tokenUnavailable, "the token is unavailable: \(error)")
         }
+    }
+
+    /// Runs `body` with a session, reconnecting first if the token was lost, and marking it lost
+    /// when the token says so (device removed, token absent, session gone, logged out). With
+    /// `retry`, an operation without side effects on the token is tried once more after reconnecting.
+    func withSession<R>(retry: Bool = false, _ body: (Session, TokenInfo) throws -> R) throws -> R {
+        do {
+            return try attempt(body)
+        } catch let e as PKCS11Error where retry && e.returnValue?.meansSessionLost == true {
+            logger.notice("retrying once after reconnecting", metadata: ["error": "\(e)"])
+            return try attempt(body)
+        }
+    }
+
+    private func attempt<R>(_ body: (Session, TokenInfo) throws -> R) throws -> R {
+        try reconnectIfLost()
         guard let token = currentToken() else { throw ByokError(.tokenUnavailable, "the token is unavailable") }
         return try pool.borrow { session in
             do { return try body(session, token) } catch let e as PKCS11Error {
                 if let rv = e.returnValue, rv.meansSessionLost {
                     setLost("\(e)")
                     pool.drain()
-                    logger.warning("token lost; will reconnect on the next request", metadata: ["error": "\(e)"])
+                    logger.warning("token lost; reconnecting on the next request", metadata: ["error": "\(e)"])
                 }
                 throw e
             }
@@ -103,6 +126,7 @@ public final class TokenService: @unchecked Sendable {
     // MARK: Operations
 
     public func status() -> StatusResponse {
+        try? reconnectIfLost()
         lock.lock()
         let t = token, err = tokenError, v = verdicts, at = selfTestAt
         lock.unlock()
@@ -137,7 +161,7 @@ public final class TokenService: @unchecked Sendable {
 
     public func listKeys() throws -> KeyListResponse {
         try guarded("keys list") {
-            try withSession { session, token in
+            try withSession(retry: true) { session, token in
                 let store = KeyStore(session: session, token: token)
                 return KeyListResponse(keys: try store.keys().map(store.info))
             }
@@ -168,7 +192,7 @@ public final class TokenService: @unchecked Sendable {
         let params = try Self.parameters(request.parameters)
         let resolved = try params.resolve(requested: request.wrappingAlgorithm)
         return try guarded("wrap") {
-            try withSession { session, token in
+            try withSession(retry: true) { session, token in
                 let store = KeyStore(session: session, token: token)
                 let key = try store.find(request.key)
                 guard let spec = key.spec else {

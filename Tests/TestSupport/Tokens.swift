@@ -51,3 +51,42 @@ public enum NSSSoftokn {
         return Database(directory: db, passwordFile: pw)
     }
 }
+
+/// The forwarding PKCS#11 module of Tests/modules (C, built here with cc): forwards to a real
+/// module, and on command lies about OAEP hashes or fails calls.
+public enum ForwardingModule {
+    private static let lock = NSLock()
+    private static var built: String?
+    private static let buildDir = TempDir("byokd-modules")
+
+    /// Builds the module once per test run and returns the path of the shared object.
+    public static func path() throws -> String {
+        lock.lock(); defer { lock.unlock() }
+        if let built { return built }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("modules/forwarding_module.c").path
+        let out = buildDir.file("libbyok_forwarding.so")
+        let cflags = try Tools.check("pkg-config", ["--cflags", "p11-kit-1"]).out.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        try Tools.check("cc", ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", out, source] + cflags + ["-ldl", "-lpthread"])
+        built = out
+        return out
+    }
+
+    /// Environment for a process loading the module: forward to `realModule`, optionally lie,
+    /// optionally read faults from `faultFile`.
+    public static func environment(forwardingTo realModule: String, lieOAEPSHA1: Bool = false, faultFile: String? = nil,
+                                   base: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        var e = base
+        e["BYOK_TEST_FORWARD_TO"] = realModule
+        if lieOAEPSHA1 { e["BYOK_TEST_LIE_OAEP_SHA1"] = "1" }
+        if let faultFile { e["BYOK_TEST_FAULT_FILE"] = faultFile }
+        return e
+    }
+
+    /// Writes the fault file atomically (the module reads it on every call).
+    public static func setFaults(_ lines: [String], file: String) throws {
+        let tmp = file + ".new"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
+        guard rename(tmp, file) == 0 else { throw FixtureError("cannot rename \(tmp)") }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Token faults survived: after CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID,
+/// CKR_SESSION_CLOSED or CKR_USER_NOT_LOGGED_IN the daemon reopens its sessions and logs in again,
+/// instead of failing until restarted. The forwarding module (to SoftHSM) fails on command.
+final class TokenFaultTests: XCTestCase {
+    var daemon: DaemonFixture!
+    var faults: String!
+    var params: String!
+    var aws: AWSSide.WrappingKeyPair!
+
+    override func setUpWithError() throws {
+        let dir = TempDir("byokd-daemon")
+        let token = try SoftHSM.makeToken(in: dir)
+        faults = dir.file("faults")
+        let env = ForwardingModule.environment(forwardingTo: SoftHSM.module, faultFile: faults, base: token.environment)
+        daemon = try DaemonFixture(arguments: ["--module", try ForwardingModule.path(), "--token", token.label, "--pin-file", token.pinFile],
+                                   environment: env, dir: dir)
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        aws = try AWSSide.keyPair(bits: 2048)
+        params = dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+    }
+
+    override func tearDown() { daemon = nil }
+
+    func wrap(_ n: Int) throws -> Tools.Result {
+        try daemon.ctl(["wrap", "--key", "k", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", daemon.dir.file("out\(n)"), "--json"])
+    }
+
+    func errorCode(_ r: Tools.Result) -> String? { (r.json?["error"] as? [String: Any])?["code"] as? String }
+
+    func testEachSessionLossIsFollowedByAReconnect() throws {
+        var n = 0
+        for rv in ["CKR_DEVICE_REMOVED", "CKR_TOKEN_NOT_PRESENT", "CKR_SESSION_HANDLE_INVALID", "CKR_SESSION_CLOSED", "CKR_USER_NOT_LOGGED_IN"] {
+            // Twice: the wrap fails, reconnects, retries once, and fails again; so the operator sees it.
+            try ForwardingModule.setFaults(["C_WrapKey \(rv) 2"], file: faults)
+            n += 1
+            let failed = try wrap(n)
+            XCTAssertEqual(failed.code, 3, "\(rv): \(failed.out)")
+            XCTAssertEqual(errorCode(failed), "TOKEN_UNAVAILABLE", rv)
+            XCTAssertTrue(failed.err.contains(rv), failed.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.dir.file("out\(n)")))
+            // The next request works without a restart.
+            n += 1
+            let ok = try wrap(n)
+            XCTAssertEqual(ok.code, 0, "\(rv): after the fault: \(ok.err)")
+            let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: daemon.dir.file("out\(n)/EncryptedKeyMaterial.bin"))), with: aws, hash: "sha1")
+            XCTAssertEqual(key.count, 32)
+        }
+        XCTAssertTrue(daemon.log.contains("token reconnected"), daemon.log)
+    }
+
+    func testAOnceOnlyLossIsRetriedTransparently() throws {
+        try ForwardingModule.setFaults(["C_WrapKey CKR_DEVICE_REMOVED 1"], file: faults)
+        let r = try wrap(1)
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(daemon.log.contains("retrying once after reconnecting"), daemon.log)
+    }
+
+    func testRealSessionLossFromTheTokenIsSurvived() throws {
+        // The token itself forgets every session and the login (as after a device reset).
+        try ForwardingModule.setFaults(["CLOSE_ALL_SESSIONS"], file: faults)
+        let r = try wrap(1)
+        XCTAssertEqual(r.code, 0, "\(r.err)\n\(daemon.log)")
+        let list = try daemon.ctl(["keys", "list", "--json"])
+        XCTAssertEqual(list.code, 0)
+        XCTAssertEqual((list.json?["keys"] as? [[String: Any]])?.count, 1)
+    }
+
+    func testStatusSaysTheTokenIsUnavailableMeanwhile() throws {
+        try ForwardingModule.setFaults(["C_WrapKey CKR_DEVICE_REMOVED 2", "C_GetSlotList CKR_DEVICE_REMOVED 1000", "C_OpenSession CKR_TOKEN_NOT_PRESENT 1000"], file: faults)
+        XCTAssertEqual(errorCode(try wrap(1)), "TOKEN_UNAVAILABLE")
+        let status = try daemon.ctl(["status", "--json"])
+        XCTAssertEqual(status.code, 0, "status answers even without a token")
+        XCTAssertEqual(status.json?["tokenAvailable"] as? Bool, false)
+        XCTAssertTrue((status.json?["tokenError"] as? String ?? "").contains("CKR_"), status.out)
+        XCTAssertTrue(try daemon.ctl(["status"]).out.contains("UNAVAILABLE"))
+        let during = try daemon.ctl(["keys", "list", "--json"])
+        XCTAssertEqual(during.code, 3)
+        XCTAssertEqual(errorCode(during), "TOKEN_UNAVAILABLE")
+        // The token comes back.
+        try ForwardingModule.setFaults([], file: faults)
+        XCTAssertEqual(try daemon.ctl(["status", "--json"]).json?["tokenAvailable"] as? Bool, true)
+        XCTAssertEqual(try wrap(2).code, 0)
+    }
+}
