@@ -43,7 +43,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The client side: talks to the socket, reads operator files, writes outputs atomically.
-        .target(name: "ByokClient", dependencies: ["ByokAPI"]),
+        .target(name: "ByokClient", dependencies: ["ByokAPI", "COpenSSL"]),
 
         .executableTarget(name: "byokd", dependencies: [
             "ByokDaemon",

@@ -30,6 +30,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case outputExists = "OUTPUT_EXISTS"
     case outputUnwritable = "OUTPUT_UNWRITABLE"
     case inputUnreadable = "INPUT_UNREADABLE"
+    case approvalNotFound = "APPROVAL_NOT_FOUND"
+    case auditChainBroken = "AUDIT_CHAIN_BROKEN"
     // The token (exit 3)
     case tokenUnavailable = "TOKEN_UNAVAILABLE"
     case tokenError = "TOKEN_ERROR"
@@ -39,6 +41,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case busy = "BUSY"
     // Authorization (exit 4)
     case denied = "DENIED"
+    case approvalExpired = "APPROVAL_EXPIRED"
     // The daemon cannot be reached (exit 5)
     case daemonUnreachable = "DAEMON_UNREACHABLE"
     // Anything else (exit 1)
@@ -49,7 +52,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     public var category: Category {
         switch self {
         case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy: .token
-        case .denied: .denied
+        case .denied, .approvalExpired: .denied
         case .daemonUnreachable: .unreachable
         case .internal: .other
         default: .input
@@ -66,9 +69,9 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         switch self {
         case .requestTooLarge: 413
         case .requestTimeout: 408
-        case .notFound, .keyNotFound: 404
+        case .notFound, .keyNotFound, .approvalNotFound: 404
         case .keyExists, .outputExists: 409
-        case .denied: 403
+        case .denied, .approvalExpired: 403
         case .busy, .tokenUnavailable: 503
         case .internal: 500
         default: category == .token ? 502 : 400

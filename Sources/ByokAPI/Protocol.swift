@@ -177,6 +177,47 @@ public struct SelfTestResponse: Codable, Sendable {
     public init(algorithms: [StatusResponse.Algorithm], at: String) { self.algorithms = algorithms; self.at = at }
 }
 
+/// A request held for a second person's approval (answer `202` to the requester; `GET /v1/approvals`).
+public struct PendingRequest: Codable, Sendable {
+    public var id: String
+    public var operation: String
+    public var requestedBy: String
+    public var requestedByUid: UInt32
+    public var createdAt: String
+    public var expiresAt: String
+    /// What is asked, for the approver to read: key label and spec, or key and algorithm.
+    public var summary: String
+    public init(id: String, operation: String, requestedBy: String, requestedByUid: UInt32, createdAt: String, expiresAt: String, summary: String) {
+        self.id = id; self.operation = operation; self.requestedBy = requestedBy; self.requestedByUid = requestedByUid
+        self.createdAt = createdAt; self.expiresAt = expiresAt; self.summary = summary
+    }
+}
+
+/// `202` body: `{"pending": {...}}`.
+public struct PendingBody: Codable, Sendable {
+    public var pending: PendingRequest
+    public init(pending: PendingRequest) { self.pending = pending }
+}
+
+/// `GET /v1/approvals`
+public struct PendingListResponse: Codable, Sendable {
+    public var pending: [PendingRequest]
+    public init(pending: [PendingRequest]) { self.pending = pending }
+}
+
+/// `POST /v1/approvals/ID` answer to the approver (never the key material).
+public struct ApprovalResponse: Codable, Sendable {
+    public var id: String
+    public var operation: String
+    public var requestedBy: String
+    /// "ok" or "error" — how the approved operation ended.
+    public var result: String
+    public var error: ErrorBody.Inner?
+    public init(id: String, operation: String, requestedBy: String, result: String, error: ErrorBody.Inner?) {
+        self.id = id; self.operation = operation; self.requestedBy = requestedBy; self.result = result; self.error = error
+    }
+}
+
 public enum ByokVersion {
     public static let current = "0.1.0"
 }

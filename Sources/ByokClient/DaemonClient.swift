@@ -115,10 +115,19 @@ public final class DaemonClient {
         return (status, body)
     }
 
-    /// Sends a JSON request and decodes the answer, or throws the daemon's error.
-    public func call<Response: Decodable>(_ method: String, _ path: String, _ request: (some Encodable)? = Optional<String>.none, as: Response.Type) throws -> Response {
+    /// Sends a JSON request and decodes the answer, or throws the daemon's error. When the request
+    /// needs a second person's approval (`202`), tells `onPending` and polls until it is decided.
+    public func call<Response: Decodable>(_ method: String, _ path: String, _ request: (some Encodable)? = Optional<String>.none, as: Response.Type,
+                                          onPending: ((PendingRequest) -> Void)? = nil) throws -> Response {
         let body = try request.map { try JSONEncoder().encode($0) }
-        let (status, data) = try send(method, path, body: body)
+        var (status, data) = try send(method, path, body: body)
+        if status == 202, let p = try? JSONDecoder().decode(PendingBody.self, from: data) {
+            onPending?(p.pending)
+            while status == 202 {
+                Thread.sleep(forTimeInterval: pollInterval)
+                (status, data) = try send("GET", "/v1/requests/\(p.pending.id)")
+            }
+        }
         if (200..<300).contains(status) {
             do { return try JSONDecoder().decode(Response.self, from: data) } catch {
                 throw ByokError(.internal, "byokd's answer to \(path) was not understood (\(error)); are byokctl and byokd the same version?")
@@ -126,5 +135,16 @@ public final class DaemonClient {
         }
         if let e = try? JSONDecoder().decode(ErrorBody.self, from: data) { throw ByokError(e.error.code, e.error.message) }
         throw ByokError(.internal, "byokd answered \(status) to \(path) without an error body")
+    }
+
+    /// Seconds between polls while a request waits for approval.
+    public var pollInterval: Double = 0.5
+
+    /// Fetches a raw body (the audit log).
+    public func fetch(_ path: String) throws -> Data {
+        let (status, data) = try send("GET", path)
+        if (200..<300).contains(status) { return data }
+        if let e = try? JSONDecoder().decode(ErrorBody.self, from: data) { throw ByokError(e.error.code, e.error.message) }
+        throw ByokError(.internal, "byokd answered \(status) to \(path)")
     }
 }

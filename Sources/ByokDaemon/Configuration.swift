@@ -32,6 +32,15 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var logLevel: String?
     /// Use a SoftHSM development token kept in the state directory, made on first start.
     public var devToken: Bool?
+    /// Operation → principals allowed (`user:NAME`, `uid:N`, `group:NAME`, `gid:N`). Operations not
+    /// listed are allowed to root and the socket's group.
+    public var access: [String: [String]]?
+    /// The audit log. Default `<stateDir>/audit.jsonl`.
+    public var auditLog: String?
+    /// Operations that need a second person's approval (e.g. ["keys.generate", "wrap"]).
+    public var twoPersonRule: [String]?
+    /// Seconds a request waits for approval before it expires. Default 900.
+    public var approvalTimeoutSeconds: Double?
 
     public init() {}
 
@@ -46,6 +55,8 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var resolvedIdleTimeout: Double { idleTimeoutSeconds ?? 60 }
     public var resolvedSessions: Int { max(1, sessions ?? 4) }
     public var resolvedMaxConnections: Int { max(1, maxConnections ?? 64) }
+    public var resolvedAuditLog: String { auditLog ?? resolvedStateDir + "/audit.jsonl" }
+    public var resolvedApprovalTimeout: Double { approvalTimeoutSeconds ?? 900 }
 
     /// Loads a configuration file. Unknown keys are an error, so a typo does not pass silently.
     public static func load(path: String) throws -> Configuration {
@@ -81,12 +92,16 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.maxConnections = other.maxConnections ?? maxConnections
         c.logLevel = other.logLevel ?? logLevel
         c.devToken = other.devToken ?? devToken
+        c.access = other.access ?? access
+        c.auditLog = other.auditLog ?? auditLog
+        c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
+        c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
         return c
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, twoPersonRule, approvalTimeoutSeconds
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

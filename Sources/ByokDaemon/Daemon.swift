@@ -36,7 +36,22 @@ public enum Daemon {
             }
             logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
         }
-        let router = Router(service: service!)
+        let router: Router
+        do {
+            let twoPerson = try Set((config.twoPersonRule ?? []).map { name -> Operation in
+                guard let op = Operation(rawValue: name), op != .approve, op != .audit else {
+                    throw ByokError(.badRequest, "twoPersonRule names \"\(name)\", which is not an operation that can need approval")
+                }
+                return op
+            })
+            router = Router(service: service!, policy: try AccessPolicy(config: config.access, socketGroup: SocketServer.group(of: listenFD)),
+                            audit: try AuditLog(path: config.resolvedAuditLog), approvals: Approvals(timeout: config.resolvedApprovalTimeout),
+                            twoPerson: twoPerson)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 2
+        }
+        logger.info("audit log", metadata: ["path": "\(config.resolvedAuditLog)"])
         let server = SocketServer(listenFD: listenFD, config: config, logger: logger) { req, peer, log in
             router.handle(req, peer: peer, logger: log)
         }

@@ -60,6 +60,20 @@ final class SocketServer: @unchecked Sendable {
         return fd
     }
 
+    /// The group owning the socket file of a listening socket (the operators' group by default).
+    static func group(of fd: Int32) -> UInt32? {
+        var addr = sockaddr_un()
+        var len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard rc == 0 else { return nil }
+        let path = withUnsafeBytes(of: addr.sun_path) { raw -> String in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        var st = stat()
+        guard !path.isEmpty, stat(path, &st) == 0 else { return nil }
+        return st.st_gid
+    }
+
     static func connectUnix(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }

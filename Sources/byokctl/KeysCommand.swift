@@ -30,7 +30,7 @@ struct Keys: ParsableCommand {
 
         func run() {
             byokctl.run(options) {
-                let k = try options.client().call("POST", "/v1/keys", GenerateRequest(label: label, spec: spec), as: KeyInfo.self)
+                let k = try options.client().call("POST", "/v1/keys", GenerateRequest(label: label, spec: spec), as: KeyInfo.self, onPending: announcePending)
                 if options.json { options.printJSON(k); return }
                 print("generated \(k.spec ?? k.type) key \"\(k.label)\" id \(k.id)")
                 if let kcv = k.kcv { print("KCV \(kcv)") }

@@ -44,7 +44,7 @@ struct Wrap: ParsableCommand {
                 input.importToken = try Outputs.read(importToken, what: "import token file").base64EncodedString()
             }
             let r = try options.client().call("POST", "/v1/wrap", WrapRequest(key: key, parameters: input, wrappingAlgorithm: wrappingAlgorithm),
-                                              as: WrapResponse.self)
+                                              as: WrapResponse.self, onPending: announcePending)
             guard let blob = Data(base64Encoded: r.encryptedKeyMaterial), let token = Data(base64Encoded: r.importToken) else {
                 throw ByokError(.internal, "byokd's answer carried damaged base64")
             }

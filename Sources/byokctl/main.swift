@@ -10,7 +10,7 @@ struct Byokctl: ParsableCommand {
         abstract: "Generate keys in the HSM and wrap them on the token for AWS KMS import, through byokd.",
         discussion: "Exit codes: 0 done; 2 bad input or usage; 3 HSM or token error; 4 denied; 5 byokd unreachable.",
         version: ByokVersion.current,
-        subcommands: [Status.self, Keys.self, Wrap.self, SelfTestCommand.self])
+        subcommands: [Status.self, Keys.self, Wrap.self, SelfTestCommand.self, Approve.self, Pending.self, Audit.self])
 }
 
 // Usage errors exit 2 (the argument parser's default is 64).

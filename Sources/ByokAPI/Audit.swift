@@ -1,0 +1,44 @@
+import Foundation
+
+/// One audit record: who asked for what, who approved it, what came of it. No PIN and no key
+/// bytes: keys appear by label, id, spec and fingerprint only.
+public struct AuditRecord: Codable, Sendable {
+    public struct Peer: Codable, Sendable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var pid: Int32
+        public var user: String
+        public init(uid: UInt32, gid: UInt32, pid: Int32, user: String) { self.uid = uid; self.gid = gid; self.pid = pid; self.user = user }
+    }
+    public struct Key: Codable, Sendable {
+        public var label: String?
+        public var id: String?
+        public var spec: String?
+        public var fingerprint: String?
+        public init(label: String? = nil, id: String? = nil, spec: String? = nil, fingerprint: String? = nil) {
+            self.label = label; self.id = id; self.spec = spec; self.fingerprint = fingerprint
+        }
+    }
+    public var seq: UInt64 = 0
+    public init(time: String, requestId: String, operation: String, result: String) {
+        self.time = time; self.requestId = requestId; self.operation = operation; self.result = result
+    }
+    public var time: String
+    public var requestId: String
+    public var peer: Peer?
+    public var operation: String
+    public var key: Key?
+    public var wrappingAlgorithm: String?
+    public var wrappingPublicKeySha256: String?
+    public var kmsKeyId: String?
+    public var encryptedKeyMaterialSha256: String?
+    public var approvalId: String?
+    public var requestedBy: Peer?
+    public var approvedBy: Peer?
+    /// "ok", "denied", "error", "pending", "expired".
+    public var result: String
+    public var errorCode: String?
+    /// SHA-256 (hex) of the previous record's line, or 64 zeros for the first.
+    public var prev: String = ""
+}
+
