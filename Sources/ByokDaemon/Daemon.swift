@@ -72,6 +72,7 @@ public enum Daemon {
         server.run()
         // run() returns once stop() closed the listening socket; stop() waits for requests in flight.
         server.stop(grace: 30)
+        server.closeListener()
         signals.forEach { $0.cancel() }
         service = nil
         if inherited == nil { unlink(config.resolvedSocket) }

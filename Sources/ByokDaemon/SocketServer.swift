@@ -15,12 +15,19 @@ final class SocketServer: @unchecked Sendable {
     private var active = 0
     private var stopping = false
     private var requestCounter: UInt64 = 0
+    /// A pipe whose write end `stop()` closes, to wake the accept loop without touching the
+    /// listening socket (shutdown() on a socket systemd passed would break byokd.socket).
+    private let wake: (read: Int32, write: Int32)
 
     init(listenFD: Int32, config: Configuration, logger: Logger, handler: @escaping (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse) {
         self.listenFD = listenFD
         self.config = config
         self.logger = logger
         self.handler = handler
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) != 0 { fds = [-1, -1] }
+        for fd in fds where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        wake = (fds[0], fds[1])
     }
 
     /// Binds `path` (replacing a stale socket file, never another kind of file) with `mode`.
@@ -86,15 +93,27 @@ final class SocketServer: @unchecked Sendable {
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } == 0
     }
 
-    /// Accepts until `stop()`; returns after the listening socket is shut down.
+    /// Accepts until `stop()`; returns once stopping.
     func run() {
         while true {
+            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, -1)
+            lock.lock(); let s = stopping; lock.unlock()
+            if s || fds[1].revents != 0 { return }
+            if ready < 0 {
+                if errno == EINTR { continue }
+                logger.critical("poll on the listening socket failed", metadata: ["errno": "\(String(cString: strerror(errno)))"])
+                return
+            }
             let fd = byok_accept_cloexec(listenFD)
             if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                lock.lock(); let s = stopping; lock.unlock()
-                if s || errno == EBADF || errno == EINVAL { return }
-                logger.error("accept failed", metadata: ["errno": "\(String(cString: strerror(errno)))"])
+                let e = errno
+                if e == EINTR || e == ECONNABORTED || e == EAGAIN { continue }
+                if e == EBADF || e == ENOTSOCK || e == EINVAL {
+                    logger.critical("the listening socket is unusable; stopping", metadata: ["errno": "\(String(cString: strerror(e)))"])
+                    return
+                }
+                logger.error("accept failed", metadata: ["errno": "\(String(cString: strerror(e)))"])
                 usleep(10_000)
                 continue
             }
@@ -157,12 +176,18 @@ final class SocketServer: @unchecked Sendable {
         stopping = true
         lock.unlock()
         if first {
-            shutdown(listenFD, Int32(SHUT_RDWR))
-            close(listenFD)
+            // Wake the accept loop; the listening socket itself is only closed, never shut down.
+            close(wake.write)
         }
         let deadline = Date().addingTimeInterval(grace)
         lock.lock()
         while active > 0 && lock.wait(until: deadline) {}
         lock.unlock()
+    }
+
+    /// Closes the listening socket (after `run()` returned).
+    func closeListener() {
+        close(listenFD)
+        close(wake.read)
     }
 }

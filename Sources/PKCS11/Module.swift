@@ -38,15 +38,16 @@ public final class Module: @unchecked Sendable {
         let rv = withUnsafeMutablePointer(to: &args) { p in
             functions.pointee.C_Initialize(UnsafeMutableRawPointer(p))
         }
-        if rv != CKR_OK {
-            free(initString)
-            if let h { dlclose(h) }
-            throw PKCS11Error.call(function: "C_Initialize", rv: ReturnValue(rv))
-        }
+        // A throwing init of a fully initialised class still runs deinit: it finalizes only
+        // what was initialized, and unloads.
+        guard rv == CKR_OK else { throw PKCS11Error.call(function: "C_Initialize", rv: ReturnValue(rv)) }
+        initialized = true
     }
 
+    private var initialized = false
+
     deinit {
-        _ = functions.pointee.C_Finalize(nil)
+        if initialized { _ = functions.pointee.C_Finalize(nil) }
         free(initString)
         if let handle { dlclose(handle) }
     }

@@ -61,11 +61,13 @@ struct Audit: ParsableCommand {
                 let data = try file.map { try Outputs.read($0, what: "audit log", limit: 1 << 34) } ?? options.client().fetch("/v1/audit")
                 let report = AuditVerifier.verify(data)
                 if let broken = report.firstBroken {
+                    let e = ByokError(.auditChainBroken, "the audit log is broken at line \(broken.line): \(broken.reason); the \(report.records) records before it are intact")
                     if options.json {
-                        struct Out: Encodable { let intact: Bool; let records: Int; let firstBrokenLine: Int; let reason: String }
-                        options.printJSON(Out(intact: false, records: report.records, firstBrokenLine: broken.line, reason: broken.reason))
+                        struct Out: Encodable { let intact: Bool; let records: Int; let firstBrokenLine: Int; let reason: String; let error: ErrorBody.Inner }
+                        options.printJSON(Out(intact: false, records: report.records, firstBrokenLine: broken.line, reason: broken.reason, error: ErrorBody(e).error))
                     }
-                    throw ByokError(.auditChainBroken, "the audit log is broken at line \(broken.line): \(broken.reason); the \(report.records) records before it are intact")
+                    FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+                    Foundation.exit(e.code.exitCode)
                 }
                 if options.json {
                     struct Out: Encodable { let intact: Bool; let records: Int; let head: String }
