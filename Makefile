@@ -1,0 +1,10 @@
+# Convenience targets; each is one of the scripts.
+.PHONY: build test demo install
+build:
+	swift build -c release
+test:
+	./scripts/test
+demo:
+	./scripts/demo
+install:
+	./scripts/install-systemd
