@@ -55,6 +55,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // The benchmark: byokd against a raw C_WrapKey loop on the same token (README, "Performance").
+        .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient"]),
+
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "PKCS11", "COpenSSL", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),

@@ -33,6 +33,9 @@ public struct AuditRecord: Codable, Sendable {
     public var kmsKeyId: String?
     public var encryptedKeyMaterialSha256: String?
     public var approvalId: String?
+    /// For the wraps of a batch: the entry's index and the batch size.
+    public var batchIndex: Int?
+    public var batchSize: Int?
     public var requestedBy: Peer?
     public var approvedBy: Peer?
     /// "ok", "denied", "error", "pending", "expired".

@@ -280,3 +280,30 @@ public enum Timestamp {
         return Date(timeIntervalSince1970: Double(t - offset) + frac)
     }
 }
+
+/// `POST /v1/wrap/batch`: many wraps in one request. The answer streams one `BatchResult` JSON line
+/// per entry (chunked transfer encoding, `application/x-ndjson`), in entry order.
+public struct BatchWrapRequest: Codable, Sendable {
+    public struct Entry: Codable, Sendable {
+        /// The caller's name for the entry (byokctl uses the output directory).
+        public var name: String
+        public var key: String
+        public var parameters: ParametersInput
+        public var wrappingAlgorithm: String?
+        public init(name: String, key: String, parameters: ParametersInput, wrappingAlgorithm: String?) {
+            self.name = name; self.key = key; self.parameters = parameters; self.wrappingAlgorithm = wrappingAlgorithm
+        }
+    }
+    public var entries: [Entry]
+    public init(entries: [Entry]) { self.entries = entries }
+}
+
+public struct BatchResult: Codable, Sendable {
+    public var index: Int
+    public var name: String
+    public var result: WrapResponse?
+    public var error: ErrorBody.Inner?
+    public init(index: Int, name: String, result: WrapResponse?, error: ErrorBody.Inner?) {
+        self.index = index; self.name = name; self.result = result; self.error = error
+    }
+}

@@ -43,7 +43,8 @@ public final class DaemonClient {
     }
 
     /// Sends a request and returns (status, body). Reconnects once if a kept-alive connection was closed.
-    public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
+    /// A chunked answer is handed to `onLine` line by line as it arrives (and also returned whole).
+    public func send(_ method: String, _ path: String, body: Data? = nil, onLine: ((Data) -> Void)? = nil) throws -> (Int, Data) {
         for attempt in 0..<2 {
             let reused = fd >= 0
             try connectIfNeeded()
@@ -54,7 +55,7 @@ public final class DaemonClient {
             if let body { bytes += body }
             do {
                 try writeAll(bytes)
-                return try readResponse()
+                return try readResponse(onLine: onLine)
             } catch let e as ByokError where reused && attempt == 0 && e.code == .daemonUnreachable {
                 close(fd); fd = -1
                 continue
@@ -77,42 +78,99 @@ public final class DaemonClient {
         }
     }
 
-    private func readResponse() throws -> (Int, Data) {
-        var buf = [UInt8]()
+    private var buffer = [UInt8]()
+
+    private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        func fill() throws {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { return }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                close(fd); fd = -1
-                throw ByokError(.daemonUnreachable, "byokd did not answer within \(Int(timeout)) seconds")
-            }
-            if n <= 0 {
-                close(fd); fd = -1
-                throw ByokError(.daemonUnreachable, "byokd closed the connection before answering")
-            }
-            buf += chunk[0..<n]
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 && errno == EINTR { return }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            close(fd); fd = -1
+            throw ByokError(.daemonUnreachable, "byokd did not answer within \(Int(timeout)) seconds")
         }
-        var headerEnd: Int?
-        while headerEnd == nil {
+        if n <= 0 {
+            close(fd); fd = -1
+            throw ByokError(.daemonUnreachable, "byokd closed the connection before answering")
+        }
+        buffer += chunk[0..<n]
+    }
+
+    /// Bytes up to (not including) the next CRLF, consumed with it.
+    private func line() throws -> [UInt8] {
+        while true {
+            if buffer.count >= 2 {
+                for i in 0..<(buffer.count - 1) where buffer[i] == 13 && buffer[i + 1] == 10 {
+                    let l = Array(buffer[0..<i])
+                    buffer.removeSubrange(0..<(i + 2))
+                    return l
+                }
+            }
             try fill()
-            if buf.count >= 4 {
-                for i in 0...(buf.count - 4) where buf[i] == 13 && buf[i + 1] == 10 && buf[i + 2] == 13 && buf[i + 3] == 10 { headerEnd = i; break }
-            }
         }
-        let head = String(decoding: buf[0..<headerEnd!], as: UTF8.self).components(separatedBy: "\r\n")
-        let status = head.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+    }
+
+    private func take(_ n: Int) throws -> [UInt8] {
+        while buffer.count < n { try fill() }
+        let out = Array(buffer[0..<n])
+        buffer.removeSubrange(0..<n)
+        return out
+    }
+
+    private func readResponse(onLine: ((Data) -> Void)?) throws -> (Int, Data) {
+        buffer.removeAll(keepingCapacity: true)
+        let statusLine = String(decoding: try line(), as: UTF8.self)
+        let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
         var length = 0
+        var chunked = false
         var closeAfter = false
-        for line in head.dropFirst() {
-            let lower = line.lowercased()
-            if lower.hasPrefix("content-length:") { length = Int(lower.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0 }
-            if lower.hasPrefix("connection:") && lower.contains("close") { closeAfter = true }
+        while true {
+            let h = String(decoding: try line(), as: UTF8.self).lowercased()
+            if h.isEmpty { break }
+            if h.hasPrefix("content-length:") { length = Int(h.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0 }
+            if h.hasPrefix("transfer-encoding:") && h.contains("chunked") { chunked = true }
+            if h.hasPrefix("connection:") && h.contains("close") { closeAfter = true }
         }
-        while buf.count < headerEnd! + 4 + length { try fill() }
-        let body = Data(buf[(headerEnd! + 4)..<(headerEnd! + 4 + length)])
+        var body = Data()
+        if chunked {
+            var pending = Data()
+            while true {
+                let size = Int(String(decoding: try line(), as: UTF8.self).split(separator: ";").first ?? "", radix: 16) ?? 0
+                if size == 0 { _ = try line(); break }
+                let chunk = try take(size)
+                _ = try line()
+                body += chunk
+                if let onLine {
+                    pending += chunk
+                    while let nl = pending.firstIndex(of: 10) {
+                        onLine(pending[pending.startIndex..<nl])
+                        pending = Data(pending[(nl + 1)...])
+                    }
+                }
+            }
+        } else {
+            body = Data(try take(length))
+        }
         if closeAfter { close(fd); fd = -1 }
         return (status, body)
+    }
+
+    /// Runs a batch of wraps; `onResult` sees each entry's result as it arrives.
+    public func batch(_ request: BatchWrapRequest, onResult: (BatchResult) -> Void) throws -> [BatchResult] {
+        var results: [BatchResult] = []
+        let body = try JSONEncoder().encode(request)
+        let (status, data) = try withoutActuallyEscaping(onResult) { report in
+            try send("POST", "/v1/wrap/batch", body: body) { line in
+                if let r = try? JSONDecoder().decode(BatchResult.self, from: line) {
+                    results.append(r)
+                    report(r)
+                }
+            }
+        }
+        if status != 200 {
+            if let e = try? JSONDecoder().decode(ErrorBody.self, from: data) { throw ByokError(e.error.code, e.error.message) }
+            throw ByokError(.internal, "byokd answered \(status) to the batch")
+        }
+        return results
     }
 
     /// Sends a JSON request and decodes the answer, or throws the daemon's error. When the request

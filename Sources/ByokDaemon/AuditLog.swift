@@ -36,27 +36,66 @@ public final class AuditLog: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Appends a record (filling seq and prev), then fdatasync. Throws if it cannot be made durable.
-    public func append(_ record: AuditRecord) throws {
-        var r = record
-        lock.lock()
-        defer { lock.unlock() }
-        r.seq = seq + 1
-        r.prev = head
+    /// Appends a record (filling seq and prev) and returns once it is on disk.
+    public func append(_ record: AuditRecord) throws { try append([record]) }
+
+    private var written: UInt64 = 0  // bytes' worth of records written (by count)
+    private var synced: UInt64 = 0
+    private var syncing = false
+    private let synced_ = NSCondition()
+
+    /// Appends records in order and returns once all of them are on disk. Concurrent callers share
+    /// one fdatasync (group commit): whoever syncs, syncs everything written so far.
+    public func append(_ records: [AuditRecord]) throws {
+        guard !records.isEmpty else { return }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let line = Array((try? enc.encode(r)) ?? Data())
-        var bytes = line
-        bytes.append(UInt8(ascii: "\n"))
+        lock.lock()
+        var bytes: [UInt8] = []
+        var newHead = head
+        var newSeq = seq
+        for record in records {
+            var r = record
+            newSeq += 1
+            r.seq = newSeq
+            r.prev = newHead
+            let line = Array((try? enc.encode(r)) ?? Data())
+            newHead = SoftwareCrypto.sha256(line).hex
+            bytes += line
+            bytes.append(UInt8(ascii: "\n"))
+        }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 { if errno == EINTR { continue }; throw ByokError(.internal, "cannot write the audit log \(path): \(String(cString: strerror(errno)))") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                lock.unlock()
+                throw ByokError(.internal, "cannot write the audit log \(path): \(String(cString: strerror(e)))")
+            }
             off += n
         }
-        guard fdatasync(fd) == 0 else { throw ByokError(.internal, "cannot sync the audit log \(path): \(String(cString: strerror(errno)))") }
-        seq += 1
-        head = SoftwareCrypto.sha256(line).hex
+        seq = newSeq
+        head = newHead
+        written += 1
+        let mine = written
+        lock.unlock()
+
+        synced_.lock()
+        defer { synced_.unlock() }
+        while synced < mine {
+            if syncing { synced_.wait(); continue }
+            syncing = true
+            lock.lock(); let target = written; lock.unlock()
+            synced_.unlock()
+            let ok = fdatasync(fd) == 0
+            let e = errno
+            synced_.lock()
+            syncing = false
+            if ok { synced = max(synced, target) }
+            synced_.broadcast()
+            if !ok { throw ByokError(.internal, "cannot sync the audit log \(path): \(String(cString: strerror(e)))") }
+        }
     }
 
     /// The whole log's bytes (for `GET /v1/audit`).

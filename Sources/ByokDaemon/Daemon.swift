@@ -19,7 +19,6 @@ public enum Daemon {
         var service: TokenService?
         do {
             service = try TokenService(config: config, logger: logger)
-            try service!.runSelfTest()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 3
@@ -68,6 +67,7 @@ public enum Daemon {
             s.resume()
             return s
         }
+        service!.startSelfTest()
         Systemd.notify("READY=1\nSTATUS=serving")
         server.run()
         // run() returns once stop() closed the listening socket; stop() waits for requests in flight.

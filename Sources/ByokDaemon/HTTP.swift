@@ -16,12 +16,27 @@ struct HTTPResponse {
     var status: Int
     var body: [UInt8]
     var contentType = "application/json"
+    /// A streamed body (chunked transfer encoding): called with a writer; returns false when the
+    /// client went away.
+    var stream: ((_ write: ([UInt8]) -> Bool) -> Void)? = nil
 
     static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
         HTTPResponse(status: status, body: Array(JSONCoding.encode(value)))
     }
     static func error(_ e: ByokError) -> HTTPResponse {
         json(ErrorBody(e), status: e.code.httpStatus)
+    }
+
+    /// Head of a chunked (streamed) answer.
+    func streamHead(keepAlive: Bool) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) OK\r\nContent-Type: \(contentType)\r\nTransfer-Encoding: chunked\r\n"
+        head += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
+        head += "Server: byokd/\(ByokVersion.current)\r\n\r\n"
+        return Array(head.utf8)
+    }
+
+    static func chunk(_ bytes: [UInt8]) -> [UInt8] {
+        Array(String(bytes.count, radix: 16).utf8) + [13, 10] + bytes + [13, 10]
     }
 
     func serialize(keepAlive: Bool) -> [UInt8] {

@@ -24,6 +24,7 @@ final class Router: @unchecked Sendable {
     /// What a request path asks for.
     enum Endpoint {
         case operation(Operation)
+        case batch
         case approvalsList
         case approve(String)
         case poll(String)
@@ -35,6 +36,7 @@ final class Router: @unchecked Sendable {
         case ("GET", "/v1/keys"): return .operation(.keysList)
         case ("POST", "/v1/keys"): return .operation(.keysGenerate)
         case ("POST", "/v1/wrap"): return .operation(.wrap)
+        case ("POST", "/v1/wrap/batch"): return .batch
         case ("POST", "/v1/selftest"): return .operation(.selftest)
         case ("GET", "/v1/audit"): return .operation(.audit)
         case ("GET", "/v1/approvals"): return .approvalsList
@@ -106,6 +108,19 @@ final class Router: @unchecked Sendable {
             }
             return try execute(op, r.body, record: &record)
 
+        case .batch:
+            record.operation = "wrap.batch"
+            let caller = try authorize(.wrap, peer)
+            if twoPerson.contains(.wrap) {
+                throw ByokError(.badRequest, "batch wraps are not available while wrap needs a second operator's approval; wrap the keys one by one")
+            }
+            let batch = try JSONCoding.decode(BatchWrapRequest.self, r.body)
+            guard !batch.entries.isEmpty else { throw ByokError(.badRequest, "the batch has no entries") }
+            guard batch.entries.count <= 10_000 else { throw ByokError(.badRequest, "a batch takes at most 10,000 entries; this one has \(batch.entries.count)") }
+            record.result = "ok"
+            record.batchSize = batch.entries.count
+            return streamBatch(batch, caller: caller, requestId: record.requestId)
+
         case .approvalsList:
             record.operation = "approvals.list"
             _ = try authorize(.approve, peer)
@@ -163,6 +178,59 @@ final class Router: @unchecked Sendable {
                 return response
             }
         }
+    }
+
+    /// Streams a batch's results: each group's wraps are audited (one sync) before their lines go out.
+    private func streamBatch(_ batch: BatchWrapRequest, caller: PeerCredentials, requestId: String) -> HTTPResponse {
+        let service = self.service, audit = self.audit
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var response = HTTPResponse(status: 200, body: [], contentType: "application/x-ndjson")
+        response.stream = { write in
+            struct ClientGone: Error {}
+            do {
+                try service.wrapBatch(batch.entries) { group in
+                    var records: [AuditRecord] = []
+                    for (i, result) in group {
+                        var r = AuditRecord(time: Timestamp.string(Date()), requestId: requestId, operation: Operation.wrap.rawValue, result: "ok")
+                        r.peer = Self.auditPeer(caller)
+                        r.batchIndex = i
+                        r.batchSize = batch.entries.count
+                        Self.describe(.wrap, Array((try? JSONEncoder().encode(WrapRequest(key: batch.entries[i].key, parameters: batch.entries[i].parameters,
+                                                                                          wrappingAlgorithm: batch.entries[i].wrappingAlgorithm))) ?? Data()), into: &r)
+                        switch result {
+                        case .success(let w):
+                            let m = w.manifest
+                            r.key = .init(label: m.key.label, id: m.key.id, spec: m.key.spec, fingerprint: m.key.kcv ?? m.key.publicKeySha256)
+                            r.wrappingPublicKeySha256 = m.wrappingPublicKeySha256
+                            r.kmsKeyId = m.kmsKeyId
+                            r.encryptedKeyMaterialSha256 = m.encryptedKeyMaterialSha256
+                        case .failure(let e):
+                            r.result = "error"
+                            r.errorCode = e.code.rawValue
+                        }
+                        records.append(r)
+                    }
+                    try audit.append(records)
+                    var out: [UInt8] = []
+                    for (i, result) in group {
+                        let line: BatchResult
+                        switch result {
+                        case .success(let w): line = BatchResult(index: i, name: batch.entries[i].name, result: w, error: nil)
+                        case .failure(let e): line = BatchResult(index: i, name: batch.entries[i].name, result: nil, error: ErrorBody(e).error)
+                        }
+                        out += Array((try? enc.encode(line)) ?? Data()) + [10]
+                    }
+                    guard write(out) else { throw ClientGone() }
+                }
+            } catch is ClientGone {
+                return
+            } catch {
+                let e = (error as? ByokError) ?? ByokError(.internal, "\(error)")
+                _ = write(Array((try? enc.encode(BatchResult(index: -1, name: "", result: nil, error: ErrorBody(e).error))) ?? Data()) + [10])
+            }
+        }
+        return response
     }
 
     private func expireApprovals(requestId: String) {

@@ -165,6 +165,17 @@ final class SocketServer: @unchecked Sendable {
             log[metadataKey: "request"] = "\(rid)"
             let response = handler(request, peer, log)
             let keep = request.keepAlive && !s
+            if let stream = response.stream {
+                guard writeAll(fd, response.streamHead(keepAlive: keep)) else { return }
+                var alive = true
+                stream { bytes in
+                    guard alive, !bytes.isEmpty else { return alive }
+                    alive = writeAll(fd, HTTPResponse.chunk(bytes))
+                    return alive
+                }
+                guard alive, writeAll(fd, Array("0\r\n\r\n".utf8)), keep else { return }
+                continue
+            }
             guard writeAll(fd, response.serialize(keepAlive: keep)), keep else { return }
         }
     }

@@ -59,7 +59,9 @@ public final class TokenService: @unchecked Sendable {
         self.slot = slot
         self.token = info
         self.tokenError = nil
+        keyCache.removeAll()
         lock.unlock()
+        wrappingKeys.invalidateAll()
         pool.fill(sessions)
         logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)"])
     }
@@ -140,8 +142,25 @@ public final class TokenService: @unchecked Sendable {
                               selfTestAt: at.map(Timestamp.string))
     }
 
+    private let selfTestDone = NSCondition()
+    private var selfTestRunning = false
+
+    /// Runs the start-up self-test on its own thread, so byokd answers (status) at once; wraps
+    /// that arrive meanwhile wait for the verdicts.
+    public func startSelfTest() {
+        selfTestDone.lock(); selfTestRunning = true; selfTestDone.unlock()
+        let t = Thread { [self] in
+            do { try runSelfTest() } catch {
+                logger.error("the mechanism self-test could not run; no algorithm is enabled", metadata: ["error": "\(error)"])
+            }
+        }
+        t.start()
+    }
+
     @discardableResult
     public func runSelfTest() throws -> [AlgorithmStatus] {
+        selfTestDone.lock(); selfTestRunning = true; selfTestDone.unlock()
+        defer { selfTestDone.lock(); selfTestRunning = false; selfTestDone.broadcast(); selfTestDone.unlock() }
         let results = try guarded("self-test") {
             try withSession { session, token in try SelfTest(session: session, token: token).run() }
         }
@@ -193,39 +212,110 @@ public final class TokenService: @unchecked Sendable {
         let resolved = try params.resolve(requested: request.wrappingAlgorithm)
         return try guarded("wrap") {
             try withSession(retry: true) { session, token in
-                let store = KeyStore(session: session, token: token)
-                let key = try store.find(request.key)
-                guard let spec = key.spec else {
-                    throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                try ImportRules.check(spec: spec, algorithm: resolved.algorithm, wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: params.kmsKeySpec)
-                if key.extractable == false {
-                    throw ByokError(.keyNotExtractable, "key \"\(key.label)\" has CKA_EXTRACTABLE=false, so the token will not wrap it; it cannot be imported into AWS KMS")
-                }
-                let route = try self.route(for: resolved.algorithm, token: token)
-                let blob = try OnTokenWrap(session: session, token: token).wrap(key: key.handle, with: resolved.algorithm, route: route,
-                                                                                 wrappingPublicKey: resolved.wrappingKey)
-                let info = store.info(key)
-                let manifest = Manifest(
-                    kmsKeyId: params.kmsKeyId, wrappingAlgorithm: resolved.algorithm.rawValue,
-                    wrappingKeySpec: resolved.wrappingKeySpec.rawValue, wrappingPublicKeySha256: resolved.wrappingKey.sha256.hex,
-                    parametersValidTo: params.validTo.map(Timestamp.string),
-                    key: .init(label: key.label, id: key.id.hex, spec: spec.rawValue, kcv: info.kcv, publicKeySha256: info.publicKeySha256),
-                    token: .init(label: token.label, serial: token.serial, model: token.model),
-                    wrapMechanism: "C_WrapKey " + route.description + " (\(resolved.algorithm.hash!.rawValue), MGF1-\(resolved.algorithm.hash!.rawValue))",
-                    encryptedKeyMaterialSha256: SoftwareCrypto.sha256(blob).hex, importTokenSha256: SoftwareCrypto.sha256(params.importToken).hex,
-                    createdAt: Timestamp.string(Date()), byokdVersion: ByokVersion.current)
-                logger.info("wrapped key", metadata: ["label": "\(key.label)", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
-                                                      "algorithm": "\(resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",
-                                                      "kmsKeyId": "\(params.kmsKeyId ?? "-")"])
-                return WrapResponse(manifest: manifest, encryptedKeyMaterial: Data(blob).base64EncodedString(),
-                                    importToken: Data(params.importToken).base64EncodedString())
+                try wrapOne(key: request.key, params: params, resolved: resolved, session: session, token: token)
             }
         }
     }
 
+    /// Wraps a batch on one session, calling `deliver` with each group of results once the group's
+    /// wraps are done (the caller audits and streams them). A failing entry does not stop the others.
+    public func wrapBatch(_ entries: [BatchWrapRequest.Entry], groupSize: Int = 50,
+                          deliver: ([(Int, Result<WrapResponse, ByokError>)]) throws -> Void) throws {
+        var start = 0
+        while start < entries.count {
+            let slice = Array(entries[start..<min(start + groupSize, entries.count)].enumerated()).map { ($0.offset + start, $0.element) }
+            var results: [(Int, Result<WrapResponse, ByokError>)] = []
+            for (i, entry) in slice {
+                do {
+                    let params = try Self.parameters(entry.parameters)
+                    let resolved = try params.resolve(requested: entry.wrappingAlgorithm)
+                    let r = try guarded("wrap") {
+                        try withSession(retry: true) { session, token in
+                            try wrapOne(key: entry.key, params: params, resolved: resolved, session: session, token: token)
+                        }
+                    }
+                    results.append((i, .success(r)))
+                } catch let e as ByokError {
+                    results.append((i, .failure(e)))
+                } catch {
+                    results.append((i, .failure(ByokError(.internal, "\(error)"))))
+                }
+            }
+            try deliver(results)
+            start += groupSize
+        }
+    }
+
+    private let wrappingKeys = WrappingKeyCache()
+    private var keyCache: [String: (TokenKey, KeyInfo)] = [:]
+
+    /// A key by reference, from the cache when its handle still names the same object (one
+    /// C_GetAttributeValue instead of a search, attribute reads and a check-value computation).
+    private func key(_ reference: String, store: KeyStore) throws -> (TokenKey, KeyInfo) {
+        lock.lock()
+        let hit = keyCache[reference]
+        lock.unlock()
+        if let hit, let v = try? store.session.attributes(hit.0.handle, [.label, .id, .class]),
+           v.string(.label) == hit.0.label, (v[.id] ?? []) == hit.0.id, v.objectClass == hit.0.objectClass {
+            return hit
+        }
+        let key = try store.find(reference)
+        let info = store.info(key)
+        lock.lock()
+        if keyCache.count > 256 { keyCache.removeAll() }
+        keyCache[reference] = (key, info)
+        lock.unlock()
+        return (key, info)
+    }
+
+    private func wrapOne(key reference: String, params: ImportParameters, resolved: ImportParameters.Resolved,
+                         session: Session, token: TokenInfo) throws -> WrapResponse {
+        let store = KeyStore(session: session, token: token)
+        let (key, info) = try self.key(reference, store: store)
+        guard let spec = key.spec else {
+            throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        try ImportRules.check(spec: spec, algorithm: resolved.algorithm, wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: params.kmsKeySpec)
+        if key.extractable == false {
+            throw ByokError(.keyNotExtractable, "key \"\(key.label)\" has CKA_EXTRACTABLE=false, so the token will not wrap it; it cannot be imported into AWS KMS")
+        }
+        let route = try self.route(for: resolved.algorithm, token: token)
+        let wrapper = OnTokenWrap(session: session, token: token)
+        var blob: [UInt8]
+        let wrappingKey = try wrappingKeys.handle(for: resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
+        do {
+            blob = try wrapper.wrap(key: key.handle, with: resolved.algorithm, route: route, wrappingKey: wrappingKey)
+        } catch let e as PKCS11Error where [0x60, 0x82, 0x113].contains(e.returnValue?.rawValue ?? 0) {
+            // CKR_KEY_HANDLE_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_WRAPPING_KEY_HANDLE_INVALID:
+            // the cached wrapping key is gone; make it again.
+            wrappingKeys.forget(resolved.wrappingKey)
+            let again = try wrappingKeys.handle(for: resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
+            blob = try wrapper.wrap(key: key.handle, with: resolved.algorithm, route: route, wrappingKey: again)
+        }
+        let hash = resolved.algorithm.hash!.rawValue
+        let manifest = Manifest(
+            kmsKeyId: params.kmsKeyId, wrappingAlgorithm: resolved.algorithm.rawValue,
+            wrappingKeySpec: resolved.wrappingKeySpec.rawValue, wrappingPublicKeySha256: resolved.wrappingKey.sha256.hex,
+            parametersValidTo: params.validTo.map(Timestamp.string),
+            key: .init(label: key.label, id: key.id.hex, spec: spec.rawValue, kcv: info.kcv, publicKeySha256: info.publicKeySha256),
+            token: .init(label: token.label, serial: token.serial, model: token.model),
+            wrapMechanism: "C_WrapKey \(route.description) (\(hash), MGF1-\(hash))",
+            encryptedKeyMaterialSha256: SoftwareCrypto.sha256(blob).hex, importTokenSha256: SoftwareCrypto.sha256(params.importToken).hex,
+            createdAt: Timestamp.string(Date()), byokdVersion: ByokVersion.current)
+        logger.info("wrapped key", metadata: ["label": "\(key.label)", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
+                                              "algorithm": "\(resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",
+                                              "kmsKeyId": "\(params.kmsKeyId ?? "-")"])
+        return WrapResponse(manifest: manifest, encryptedKeyMaterial: Data(blob).base64EncodedString(),
+                            importToken: Data(params.importToken).base64EncodedString())
+    }
+
     /// How this token does `algorithm`, from the self-test; refused with the reason if it cannot.
     func route(for algorithm: WrappingAlgorithm, token: TokenInfo) throws -> WrapRoute {
+        // Requests that arrive while the start-up self-test runs wait for its verdicts.
+        selfTestDone.lock()
+        let deadline = Date().addingTimeInterval(120)
+        while selfTestRunning && Date() < deadline { _ = selfTestDone.wait(until: deadline) }
+        selfTestDone.unlock()
         lock.lock()
         let v = verdicts
         lock.unlock()

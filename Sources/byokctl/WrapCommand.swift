@@ -12,7 +12,7 @@ struct Wrap: ParsableCommand {
         EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json to --out, and prints the AWS CLI command to run next.
         """)
     @OptionGroup var options: GlobalOptions
-    @Option(help: "The key: its label or a pkcs11: URI.") var key: String
+    @Option(help: "The key: its label or a pkcs11: URI.") var key: String?
     @Option(help: "AWS CLI JSON or ImportParameters.zip.") var params: String?
     @Option(help: "Wrapping public key file (DER, base64 or PEM).") var publicKey: String?
     @Option(help: "Import token file (raw or base64).") var importToken: String?
@@ -20,10 +20,20 @@ struct Wrap: ParsableCommand {
     var wrappingAlgorithm: String?
     @Option(help: "KMS key id or ARN, when the files do not carry it.") var kmsKeyId: String?
     @Option(help: "When the parameters expire (ISO 8601), when the files do not say.") var validTo: String?
-    @Option(help: "Directory for EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json.") var out: String
+    @Option(help: "Directory for EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json.") var out: String?
     @Flag(help: "Replace outputs already in --out.") var force = false
+    @Option(help: ArgumentHelp("Many wraps in one request: a JSON array (or JSON Lines) of {key, params | publicKey+importToken, wrappingAlgorithm, kmsKeyId, out}; paths relative to FILE.", valueName: "file"))
+    var batch: String?
 
     func validate() throws {
+        if batch != nil {
+            if key != nil || out != nil || params != nil || publicKey != nil || importToken != nil {
+                throw ValidationError("--batch takes everything from its file; leave out --key, --out, --params, --public-key and --import-token")
+            }
+            return
+        }
+        if key == nil { throw ValidationError("give --key LABEL|pkcs11:URI") }
+        if out == nil { throw ValidationError("give --out DIR") }
         if params != nil && (publicKey != nil || importToken != nil) {
             throw ValidationError("give --params, or --public-key with --import-token, not both")
         }
@@ -33,6 +43,8 @@ struct Wrap: ParsableCommand {
     }
 
     func run() {
+        if let batch { return BatchWrap(options: options, file: batch, force: force, defaultAlgorithm: wrappingAlgorithm).run() }
+        let key = key!, out = out!
         byokctl.run(options) {
             try Outputs.check(directory: out, force: force)
             var input = ParametersInput(kmsKeyId: kmsKeyId, validTo: validTo)

@@ -97,12 +97,13 @@ final class CeremonyTests: XCTestCase {
         for i in 0..<4 { XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k\(i)", "--spec", "SYMMETRIC_DEFAULT"]).code, 0) }
         let path = d.stateDir + "/audit.jsonl"
         var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
-        // Rewrite history: the third record's key label.
-        lines[2] = lines[2].replacingOccurrences(of: "\"k1\"", with: "\"kX\"")
+        // Rewrite history: the label of the record that generated k1.
+        let altered = try XCTUnwrap(lines.firstIndex { $0.contains("\"label\":\"k1\"") && $0.contains("keys.generate") })
+        lines[altered] = lines[altered].replacingOccurrences(of: "\"k1\"", with: "\"kX\"")
         let copy = d.dir.write("tampered.jsonl", lines.joined(separator: "\n") + "\n")
         let r = try d.ctl(["audit", "verify", copy, "--json"])
         XCTAssertEqual(r.code, 2, r.out + r.err)
-        XCTAssertEqual(r.json?["firstBrokenLine"] as? Int, 4, "the record after the altered one no longer follows it")
+        XCTAssertEqual(r.json?["firstBrokenLine"] as? Int, altered + 2, "the record after the altered one no longer follows it")
         XCTAssertTrue(r.err.contains("AUDIT_CHAIN_BROKEN"), r.err)
         // Deleting a record is caught too.
         lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)

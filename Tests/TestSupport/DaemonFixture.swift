@@ -56,7 +56,9 @@ public final class DaemonFixture {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if !process.isRunning { throw FixtureError("byokd exited \(process.terminationStatus) before answering:\n\(log)") }
-            if FileManager.default.fileExists(atPath: socket), (try? ctl(["status", "--json"]))?.code == 0 { return }
+            // Ready once it answers and its start-up self-test has given its verdicts.
+            if FileManager.default.fileExists(atPath: socket), let r = try? ctl(["status", "--json"]), r.code == 0,
+               r.json?["selfTestAt"] is String { return }
             usleep(50_000)
         }
         throw FixtureError("byokd did not answer within \(timeout) s:\n\(log)")

@@ -1,0 +1,69 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `byokctl wrap --batch`: many wraps in one request, each entry's result on its own, one failure
+/// not stopping the others, and the exit code saying whether all succeeded.
+final class BatchTests: XCTestCase {
+    func testABatchWrapsEveryGoodEntryAndReportsTheBadOne() throws {
+        let (daemon, _) = try DaemonFixture.nss()
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "a", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "h", "--spec", "HMAC_256"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 3072)
+        let dir = daemon.dir
+        _ = dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        _ = dir.write("pub.der", aws.publicDER)
+        _ = dir.write("tok.bin", AWSSide.randomImportToken())
+        var entries: [[String: Any]] = (0..<6).map { i in
+            ["key": i % 2 == 0 ? "a" : "h", "params": "p.json", "wrappingAlgorithm": i < 3 ? "RSAES_OAEP_SHA_256" : "RSAES_OAEP_SHA_1", "out": "b/e\(i)"]
+        }
+        entries.append(["key": "a", "publicKey": "pub.der", "importToken": "tok.bin", "wrappingAlgorithm": "RSAES_OAEP_SHA_256", "kmsKeyId": AWSSide.keyId, "out": "b/files"])
+        entries.append(["key": "nope", "params": "p.json", "wrappingAlgorithm": "RSAES_OAEP_SHA_256", "out": "b/missing"])
+        let file = dir.write("batch.json", try JSONSerialization.data(withJSONObject: entries))
+        let r = try daemon.ctl(["wrap", "--batch", file, "--json"])
+        XCTAssertEqual(r.code, 2, "one entry failed: KEY_NOT_FOUND is exit 2; \(r.err)")
+        XCTAssertEqual(r.json?["total"] as? Int, 8)
+        XCTAssertEqual(r.json?["succeeded"] as? Int, 7)
+        let failed = try XCTUnwrap(r.json?["failed"] as? [[String: String]])
+        XCTAssertEqual(failed.map { $0["code"] }, ["KEY_NOT_FOUND"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("b/missing")))
+
+        let keys = try XCTUnwrap(try daemon.ctl(["keys", "list", "--json"]).json?["keys"] as? [[String: Any]])
+        let kcv = Dictionary(uniqueKeysWithValues: keys.map { ($0["label"] as! String, $0["kcv"] as! String) })
+        for i in 0..<6 {
+            let blob = try Data(contentsOf: URL(fileURLWithPath: dir.file("b/e\(i)/EncryptedKeyMaterial.bin")))
+            let key = try AWSSide.decryptOAEP(blob, with: aws, hash: i < 3 ? "sha256" : "sha1")
+            if i % 2 == 0 {
+                XCTAssertEqual(try AWSSide.aesKCV(key), kcv["a"])
+            } else {
+                XCTAssertEqual(try AWSSide.hmac(key, message: Data(count: 16), digest: "sha256").prefix(3).hex.uppercased(), kcv["h"])
+            }
+        }
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("b/files/manifest.json")))) as? [String: Any]
+        XCTAssertEqual(manifest?["kmsKeyId"] as? String, AWSSide.keyId)
+        // Every entry is in the audit log.
+        let audit = try String(contentsOfFile: daemon.stateDir + "/audit.jsonl", encoding: .utf8)
+        let batchWraps = audit.split(separator: "\n").filter { $0.contains("\"batchIndex\"") }
+        XCTAssertEqual(batchWraps.count, 8)
+        XCTAssertEqual(batchWraps.filter { $0.contains("\"result\":\"error\"") }.count, 1)
+        XCTAssertEqual(try daemon.ctl(["audit", "verify"]).code, 0)
+
+        // Run again: outputs exist, so the batch is refused before anything is asked of byokd.
+        let again = try daemon.ctl(["wrap", "--batch", file, "--json"])
+        XCTAssertEqual(again.code, 2)
+        XCTAssertEqual((again.json?["error"] as? [String: Any])?["code"] as? String, "OUTPUT_EXISTS")
+    }
+
+    func testAllGoodIsExit0AndJSONLinesWork() throws {
+        let (daemon, _) = try DaemonFixture.softHSM()
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "a", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        _ = daemon.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        let lines = (0..<120).map { "{\"key\": \"a\", \"params\": \"p.json\", \"out\": \"o/\($0)\"}" }.joined(separator: "\n")
+        let file = daemon.dir.write("batch.jsonl", lines + "\n")
+        let r = try daemon.ctl(["wrap", "--batch", file, "--wrapping-algorithm", "RSAES_OAEP_SHA_1"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("wrapped 120 of 120 keys"), r.out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.dir.file("o/119/EncryptedKeyMaterial.bin")))
+    }
+}
