@@ -20,6 +20,46 @@ enum DER {
     static let rsaEncryption: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01]
     static let ecPublicKey: [UInt8] = [0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01]
 
+    /// Reads one DER element at `i`: (tag, content range, end). Definite lengths only, minimal form.
+    static func element(_ d: [UInt8], _ i: Int) -> (tag: UInt8, content: Range<Int>, end: Int)? {
+        guard i + 2 <= d.count else { return nil }
+        let tag = d[i]
+        var len = Int(d[i + 1])
+        var start = i + 2
+        if len & 0x80 != 0 {
+            let n = len & 0x7F
+            guard n >= 1, n <= 3, start + n <= d.count, d[start] != 0 else { return nil }
+            len = 0
+            for k in 0..<n { len = len << 8 | Int(d[start + k]) }
+            guard len >= 0x80 else { return nil }
+            start += n
+        }
+        guard start + len <= d.count else { return nil }
+        return (tag, start..<(start + len), start + len)
+    }
+
+    /// The modulus and exponent of an RSA SubjectPublicKeyInfo (rsaEncryption, NULL parameters),
+    /// or nil if `d` is not exactly that.
+    static func rsaSPKI(_ d: [UInt8]) -> (modulus: [UInt8], exponent: [UInt8])? {
+        guard let outer = element(d, 0), outer.tag == 0x30, outer.end == d.count,
+              let alg = element(d, outer.content.lowerBound), alg.tag == 0x30,
+              let oid = element(d, alg.content.lowerBound), oid.tag == 0x06,
+              Array(d[oid.content.lowerBound - 2..<oid.end]) == rsaEncryption,
+              let nul = element(d, oid.end), nul.tag == 0x05, nul.content.isEmpty, nul.end == alg.end,
+              let bits = element(d, alg.end), bits.tag == 0x03, bits.end == outer.end, !bits.content.isEmpty,
+              d[bits.content.lowerBound] == 0,
+              let key = element(d, bits.content.lowerBound + 1), key.tag == 0x30, key.end == bits.end,
+              let n = element(d, key.content.lowerBound), n.tag == 0x02,
+              let e = element(d, n.end), e.tag == 0x02, e.end == key.end else { return nil }
+        func unsigned(_ r: Range<Int>) -> [UInt8]? {
+            guard !r.isEmpty, d[r.lowerBound] & 0x80 == 0 else { return nil }  // positive
+            if r.count > 1 && d[r.lowerBound] == 0 && d[r.lowerBound + 1] & 0x80 == 0 { return nil }  // minimal
+            return Array(d[r].drop { $0 == 0 })
+        }
+        guard let modulus = unsigned(n.content), let exponent = unsigned(e.content), !modulus.isEmpty, !exponent.isEmpty else { return nil }
+        return (modulus, exponent)
+    }
+
     static func rsaSPKI(modulus: [UInt8], exponent: [UInt8]) -> [UInt8] {
         sequence(sequence(rsaEncryption, null), bitString(sequence(integer(modulus), integer(exponent))))
     }

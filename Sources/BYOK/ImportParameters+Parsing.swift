@@ -48,7 +48,7 @@ extension ImportParameters {
         var files: [String: [UInt8]] = [:]
         var total = 0
         for entry in archive where entry.type == .file {
-            let name = (entry.path as NSString).lastPathComponent
+            let name = PathName.last(entry.path)
             guard name.hasPrefix("wrappingKey_") || name.hasPrefix("importToken_") || name.hasPrefix("README") else { continue }
             guard entry.uncompressedSize <= UInt64(maxInput) else { throw ByokError(.paramsZip, "\(name) in the ZIP is implausibly large") }
             var bytes = [UInt8]()
@@ -165,9 +165,12 @@ extension ImportParameters {
     }
 
     static func decodeBase64(_ s: String, what: String) throws -> [UInt8] {
-        let compact = s.filter { !$0.isWhitespace }
+        // Byte-wise: whitespace is dropped, anything else that is not base64 makes it invalid.
+        var compact = [UInt8]()
+        compact.reserveCapacity(s.utf8.count)
+        for b in s.utf8 where b != 32 && b != 10 && b != 13 && b != 9 { compact.append(b) }
         guard !compact.isEmpty else { throw ByokError(.paramsEncoding, "\(what) is empty") }
-        guard let d = Data(base64Encoded: compact) else {
+        guard let d = Data(base64Encoded: Data(compact)) else {
             throw ByokError(.paramsEncoding, "\(what) is not valid base64 (broken or truncated); copy it again from AWS")
         }
         return [UInt8](d)

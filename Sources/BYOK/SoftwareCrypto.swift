@@ -101,8 +101,26 @@ public struct RSAPublicKey: Sendable {
         case notRSA(String)
     }
 
-    /// Parses and checks a DER SubjectPublicKeyInfo (`d2i_PUBKEY`). The whole input must be the key.
+    /// Parses and checks a DER SubjectPublicKeyInfo. The whole input must be the key. RSA keys are
+    /// read by a strict DER reader (OpenSSL 3's decoder framework costs more than the wrap itself);
+    /// anything else goes to OpenSSL (`d2i_PUBKEY`) only to name what it is.
     public init(spki der: [UInt8]) throws {
+        if let (n, e) = DER.rsaSPKI(der) {
+            let lead = n.first ?? 0
+            self.init(der: der, modulus: n, publicExponent: e, bits: n.isEmpty ? 0 : (n.count - 1) * 8 + (8 - lead.leadingZeroBitCount))
+            return
+        }
+        try self.init(openSSL: der)
+    }
+
+    init(der: [UInt8], modulus: [UInt8], publicExponent: [UInt8], bits: Int) {
+        self.der = der
+        self.modulus = modulus
+        self.publicExponent = publicExponent
+        self.bits = bits
+    }
+
+    init(openSSL der: [UInt8]) throws {
         defer { SoftwareCrypto.clearErrors() }
         let parsed: (OpaquePointer, Int)? = der.withUnsafeBufferPointer { buf in
             var p: UnsafePointer<UInt8>? = buf.baseAddress
@@ -125,10 +143,7 @@ public struct RSAPublicKey: Sendable {
             _ = BN_bn2bin(b, &out)
             return out
         }
-        self.der = der
-        self.modulus = bn("n")
-        self.publicExponent = bn("e")
-        self.bits = Int(EVP_PKEY_get_bits(key))
+        self.init(der: der, modulus: bn("n"), publicExponent: bn("e"), bits: Int(EVP_PKEY_get_bits(key)))
     }
 }
 

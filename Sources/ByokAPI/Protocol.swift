@@ -228,8 +228,17 @@ public enum Timestamp {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1,
-                      Int(tmv.tm_mday), Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
+        var out = [UInt8]()
+        out.reserveCapacity(20)
+        func put(_ v: Int32, _ width: Int) {
+            var digits = [UInt8](repeating: 48, count: width)
+            var n = Int(v)
+            for i in stride(from: width - 1, through: 0, by: -1) { digits[i] = UInt8(48 + n % 10); n /= 10 }
+            out += digits
+        }
+        put(tmv.tm_year + 1900, 4); out.append(45); put(tmv.tm_mon + 1, 2); out.append(45); put(tmv.tm_mday, 2)
+        out.append(84); put(tmv.tm_hour, 2); out.append(58); put(tmv.tm_min, 2); out.append(58); put(tmv.tm_sec, 2); out.append(90)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses ISO 8601 / RFC 3339 (`2024-05-01T12:00:00Z`, `...T12:00:00.123456+00:00`, a space for `T`)

@@ -20,9 +20,9 @@ public enum Outputs {
             }
             guard access(directory, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot write to \(directory): \(String(cString: strerror(errno)))") }
         } else {
-            var parent = (directory as NSString).deletingLastPathComponent
-            if parent.isEmpty { parent = "." }
-            while !FileManager.default.fileExists(atPath: parent) { parent = (parent as NSString).deletingLastPathComponent; if parent.isEmpty { parent = "." } }
+            // The nearest existing ancestor must be writable.
+            var parent = PathName.parent(directory)
+            while !FileManager.default.fileExists(atPath: parent) { parent = PathName.parent(parent) }
             guard access(parent, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not writable") }
         }
     }

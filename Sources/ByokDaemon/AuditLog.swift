@@ -14,7 +14,7 @@ public final class AuditLog: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = PathName.parent(path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ByokError(.internal, "cannot open the audit log \(path): \(String(cString: strerror(errno)))") }

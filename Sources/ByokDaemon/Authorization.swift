@@ -69,9 +69,8 @@ public struct AccessPolicy: Sendable {
 
 extension PeerCredentials {
     /// The peer's primary group and every group its user belongs to (getgrouplist).
-    var groups: Set<UInt32> {
+    static func groups(user name: String, gid: UInt32) -> Set<UInt32> {
         var result: Set<UInt32> = [gid]
-        guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return result }
         var count: Int32 = 64
         var list = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(name, gid, &list, &count) == -1 {

@@ -142,6 +142,10 @@ struct HTTPReader {
 
     private mutating func fill(deadline: Date, idle: Bool) throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
+        // Most requests are already there: try once without waiting.
+        let ready = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if ready > 0 { buffer.append(contentsOf: chunk[0..<ready]); return }
+        if ready == 0 { throw ReadError.closed }
         while true {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 { throw idle && buffer.isEmpty ? ReadError.closed : ReadError.timeout }

@@ -7,6 +7,9 @@ public struct PeerCredentials: Sendable, CustomStringConvertible {
     public let pid: Int32
     public let uid: UInt32
     public let gid: UInt32
+    /// The user's name and groups, looked up once per connection (not per request).
+    public let userName: String
+    let groups: Set<UInt32>
 
     init?(fd: Int32) {
         var p: pid_t = 0, u: uid_t = 0, g: gid_t = 0
@@ -14,14 +17,17 @@ public struct PeerCredentials: Sendable, CustomStringConvertible {
         pid = p
         uid = u
         gid = g
+        let name = Self.name(of: u)
+        userName = name ?? String(u)
+        groups = name.map { Self.groups(user: $0, gid: g) } ?? [g]
     }
 
-    public var userName: String {
+    static func name(of uid: UInt32) -> String? {
         var pw = passwd()
         var result: UnsafeMutablePointer<passwd>?
-        var buf = [CChar](repeating: 0, count: 1024)
+        var buf = [CChar](repeating: 0, count: 4096)
         if getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, result != nil { return String(cString: pw.pw_name) }
-        return String(uid)
+        return nil
     }
 
     public var description: String { "uid=\(uid) gid=\(gid) pid=\(pid)" }

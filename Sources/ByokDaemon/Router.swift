@@ -196,8 +196,9 @@ final class Router: @unchecked Sendable {
                         r.peer = Self.auditPeer(caller)
                         r.batchIndex = i
                         r.batchSize = batch.entries.count
-                        Self.describe(.wrap, Array((try? JSONEncoder().encode(WrapRequest(key: batch.entries[i].key, parameters: batch.entries[i].parameters,
-                                                                                          wrappingAlgorithm: batch.entries[i].wrappingAlgorithm))) ?? Data()), into: &r)
+                        r.key = .init(label: batch.entries[i].key)
+                        r.wrappingAlgorithm = batch.entries[i].wrappingAlgorithm
+                        r.kmsKeyId = batch.entries[i].parameters.kmsKeyId
                         switch result {
                         case .success(let w):
                             let m = w.manifest

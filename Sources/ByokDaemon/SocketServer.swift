@@ -44,7 +44,7 @@ final class SocketServer: @unchecked Sendable {
             if connectUnix(path) { close(fd); throw ByokError(.badRequest, "another byokd is already listening on \(path)") }
             unlink(path)
         }
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = PathName.parent(path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)

@@ -219,57 +219,75 @@ public final class TokenService: @unchecked Sendable {
 
     /// Wraps a batch on one session, calling `deliver` with each group of results once the group's
     /// wraps are done (the caller audits and streams them). A failing entry does not stop the others.
-    public func wrapBatch(_ entries: [BatchWrapRequest.Entry], groupSize: Int = 50,
+    public func wrapBatch(_ entries: [BatchWrapRequest.Entry], groupSize: Int = 100,
                           deliver: ([(Int, Result<WrapResponse, ByokError>)]) throws -> Void) throws {
         var start = 0
         while start < entries.count {
             let slice = Array(entries[start..<min(start + groupSize, entries.count)].enumerated()).map { ($0.offset + start, $0.element) }
-            var results: [(Int, Result<WrapResponse, ByokError>)] = []
-            for (i, entry) in slice {
+            // The group's wraps run on as many sessions as the pool has, in parallel.
+            var results = [(Int, Result<WrapResponse, ByokError>)?](repeating: nil, count: slice.count)
+            let resultsLock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: slice.count) { j in
+                let (i, entry) = slice[j]
+                let outcome: Result<WrapResponse, ByokError>
                 do {
                     let params = try Self.parameters(entry.parameters)
                     let resolved = try params.resolve(requested: entry.wrappingAlgorithm)
-                    let r = try guarded("wrap") {
+                    outcome = .success(try guarded("wrap") {
                         try withSession(retry: true) { session, token in
                             try wrapOne(key: entry.key, params: params, resolved: resolved, session: session, token: token)
                         }
-                    }
-                    results.append((i, .success(r)))
+                    })
                 } catch let e as ByokError {
-                    results.append((i, .failure(e)))
+                    outcome = .failure(e)
                 } catch {
-                    results.append((i, .failure(ByokError(.internal, "\(error)"))))
+                    outcome = .failure(ByokError(.internal, "\(error)"))
                 }
+                resultsLock.lock(); results[j] = (i, outcome); resultsLock.unlock()
             }
-            try deliver(results)
+            try deliver(results.compactMap { $0 })
             start += groupSize
         }
     }
 
     private let wrappingKeys = WrappingKeyCache()
-    private var keyCache: [String: (TokenKey, KeyInfo)] = [:]
+    private var keyCache: [String: (key: TokenKey, info: KeyInfo, checked: Date)] = [:]
+    /// How long a cached key's handle is trusted without asking the token again. Handles of deleted
+    /// objects make C_WrapKey fail (and the cache is dropped); this bounds the window in which a
+    /// key deleted and replaced by another tool could be mistaken for the old one.
+    static let keyRecheckInterval: TimeInterval = 1
 
     /// A key by reference, from the cache when its handle still names the same object (one
-    /// C_GetAttributeValue instead of a search, attribute reads and a check-value computation).
+    /// C_GetAttributeValue at most each second, instead of a search, attribute reads and a
+    /// check-value computation every time).
     private func key(_ reference: String, store: KeyStore) throws -> (TokenKey, KeyInfo) {
+        let now = Date()
         lock.lock()
         let hit = keyCache[reference]
         lock.unlock()
-        if let hit, let v = try? store.session.attributes(hit.0.handle, [.label, .id, .class]),
-           v.string(.label) == hit.0.label, (v[.id] ?? []) == hit.0.id, v.objectClass == hit.0.objectClass {
-            return hit
+        if let hit {
+            if now.timeIntervalSince(hit.checked) < Self.keyRecheckInterval { return (hit.key, hit.info) }
+            if let v = try? store.session.attributes(hit.key.handle, [.label, .id, .class]),
+               v.string(.label) == hit.key.label, (v[.id] ?? []) == hit.key.id, v.objectClass == hit.key.objectClass {
+                lock.lock(); keyCache[reference]?.checked = now; lock.unlock()
+                return (hit.key, hit.info)
+            }
         }
         let key = try store.find(reference)
         let info = store.info(key)
         lock.lock()
         if keyCache.count > 256 { keyCache.removeAll() }
-        keyCache[reference] = (key, info)
+        keyCache[reference] = (key, info, now)
         lock.unlock()
         return (key, info)
     }
 
+    private func forgetKey(_ reference: String) {
+        lock.lock(); keyCache[reference] = nil; lock.unlock()
+    }
+
     private func wrapOne(key reference: String, params: ImportParameters, resolved: ImportParameters.Resolved,
-                         session: Session, token: TokenInfo) throws -> WrapResponse {
+                         session: Session, token: TokenInfo, retry: Bool = true) throws -> WrapResponse {
         let store = KeyStore(session: session, token: token)
         let (key, info) = try self.key(reference, store: store)
         guard let spec = key.spec else {
@@ -285,12 +303,14 @@ public final class TokenService: @unchecked Sendable {
         let wrappingKey = try wrappingKeys.handle(for: resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
         do {
             blob = try wrapper.wrap(key: key.handle, with: resolved.algorithm, route: route, wrappingKey: wrappingKey)
-        } catch let e as PKCS11Error where [0x60, 0x82, 0x113].contains(e.returnValue?.rawValue ?? 0) {
-            // CKR_KEY_HANDLE_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_WRAPPING_KEY_HANDLE_INVALID:
-            // the cached wrapping key is gone; make it again.
+        } catch let e as PKCS11Error where retry && [0x60, 0x82, 0x113].contains(e.returnValue?.rawValue ?? 0) {
+            // CKR_KEY_HANDLE_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_WRAPPING_KEY_HANDLE_INVALID: a
+            // cached handle is gone (the key deleted, or the wrapping key's session closed). Look
+            // both up again and retry once.
             wrappingKeys.forget(resolved.wrappingKey)
-            let again = try wrappingKeys.handle(for: resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
-            blob = try wrapper.wrap(key: key.handle, with: resolved.algorithm, route: route, wrappingKey: again)
+            forgetKey(reference)
+            _ = e
+            return try wrapOne(key: reference, params: params, resolved: resolved, session: session, token: token, retry: false)
         }
         let hash = resolved.algorithm.hash!.rawValue
         let manifest = Manifest(

@@ -26,8 +26,8 @@ struct BatchWrap {
         var written = 0
         byokctl.run(options) {
             let data = try Outputs.read(file, what: "batch file", limit: 64 << 20)
-            let base = (file as NSString).deletingLastPathComponent
-            func path(_ p: String) -> String { p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p }
+            let base = PathName.parent(file)
+            func path(_ p: String) -> String { p.hasPrefix("/") || base == "." ? p : base + "/" + p }
             let entries: [Entry]
             do {
                 if let arr = try? JSONDecoder().decode([Entry].self, from: data) { entries = arr } else {

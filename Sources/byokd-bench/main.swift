@@ -83,7 +83,10 @@ func baseline(_ t: TokenSetup, aws: SoftwareRSAKeyPair, stateDir: String) throws
     let wrapper = OnTokenWrap(session: session, token: info)
     let pub = try wrapper.createWrappingKey(aws.publicKey)
     let aesTemplate: [Attribute] = [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false), .sensitive(true), .extractable(true), .encrypt(true)]
-    let key = try session.generateKey(.aesKeyGen, aesTemplate)
+    // The wrapped key is a token object, as the keys byokd wraps are (tokens may treat them differently).
+    let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(true), .private(true),
+                                                   .sensitive(true), .extractable(true), .encrypt(true), .label("bench-baseline")])
+    defer { try? session.destroyObject(key) }
     var hash = HashAlgorithm.sha256
     if (try? session.wrapKey(.rsaPkcsOaep(hash: .sha256, mgf: .sha256), wrappingKey: pub, key: key)) == nil { hash = .sha1 }
     let mech = Mechanism.rsaPkcsOaep(hash: hash, mgf: hash)
