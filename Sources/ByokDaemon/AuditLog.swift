@@ -21,7 +21,9 @@ public final class AuditLog: @unchecked Sendable {
         // Continue the chain from the last record on disk.
         head = Self.genesis
         seq = 0
-        if let data = FileManager.default.contents(atPath: path), !data.isEmpty {
+        // Only the tail is read: the log grows without bound, start-up must not.
+        let data = Self.tail(fd: fd, path: path, bytes: 1 << 20)
+        if !data.isEmpty {
             let lines = data.split(separator: UInt8(ascii: "\n"))
             if let last = lines.last {
                 head = SoftwareCrypto.sha256(Array(last)).hex
@@ -35,6 +37,19 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// The last `bytes` of the file (a record is far smaller).
+    static func tail(fd: Int32, path: String, bytes: Int) -> [UInt8] {
+        let rfd = open(path, O_RDONLY | O_CLOEXEC)
+        guard rfd >= 0 else { return [] }
+        defer { close(rfd) }
+        let size = Int(lseek(rfd, 0, SEEK_END))
+        guard size > 0 else { return [] }
+        let start = max(0, size - bytes)
+        var out = [UInt8](repeating: 0, count: size - start)
+        let n = out.withUnsafeMutableBytes { pread(rfd, $0.baseAddress, $0.count, off_t(start)) }
+        return n > 0 ? Array(out.prefix(n)) : []
+    }
 
     /// Appends a record (filling seq and prev) and returns once it is on disk.
     public func append(_ record: AuditRecord) throws { try append([record]) }

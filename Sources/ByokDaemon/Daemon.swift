@@ -1,11 +1,16 @@
 import BYOK
 import ByokAPI
 import Foundation
+import CByokSys
 import Logging
 
 /// byokd's life: prepare the token, self-test, listen, serve, and on SIGTERM stop accepting,
 /// let requests in flight finish, close the sessions and finalize the module, in that order.
 public enum Daemon {
+    /// Two malloc arenas instead of glibc's eight per core: byokd's threads are many but short of
+    /// work, and each arena keeps freed memory resident.
+    public static func limitMallocArenas() { byok_limit_malloc_arenas(2) }
+
     public static func run(config: Configuration, logger: Logger) -> Int32 {
         var config = config
         do {

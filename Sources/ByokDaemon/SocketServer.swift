@@ -142,7 +142,7 @@ final class SocketServer: @unchecked Sendable {
         var reader = HTTPReader(fd: fd, maxHeaderBytes: 16 * 1024, maxBodyBytes: config.resolvedMaxRequestBytes,
                                 readTimeout: config.resolvedReadTimeout, idleTimeout: config.resolvedIdleTimeout)
         while true {
-            let request: HTTPRequest
+            var request: HTTPRequest
             do { request = try reader.next() } catch HTTPReader.ReadError.closed { return } catch {
                 let e: ByokError
                 switch error as? HTTPReader.ReadError {
@@ -164,6 +164,7 @@ final class SocketServer: @unchecked Sendable {
             var log = logger
             log[metadataKey: "request"] = "\(rid)"
             let response = handler(request, peer, log)
+            request.body = []  // a streamed answer (batch) holds what it decoded, not the raw request
             let keep = request.keepAlive && !s
             if let stream = response.stream {
                 guard writeAll(fd, response.streamHead(keepAlive: keep)) else { return }

@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include "byok_sys.h"
+
+void byok_limit_malloc_arenas(int n) { mallopt(M_ARENA_MAX, n); }
 
 int byok_peercred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
     struct ucred c;

@@ -48,15 +48,15 @@ func makeTempDir(_ prefix: String) -> String {
 }
 
 /// Resident set size of a process, from /proc (kB → bytes): current and peak.
-func rss(pid: Int32) -> (current: Int, peak: Int) {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+func rss(pid: Int32) -> (current: Int, peak: Int, anon: Int) {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0, 0) }
     func field(_ name: String) -> Int {
         for line in s.split(separator: "\n") where line.hasPrefix(name) {
             return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0) * 1024
         }
         return 0
     }
-    return (field("VmRSS:"), field("VmHWM:"))
+    return (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"))
 }
 
 func ms(_ s: Double) -> String { String(format: "%.3f", s * 1000) }

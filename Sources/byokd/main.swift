@@ -50,4 +50,7 @@ struct Byokd: ParsableCommand {
     }
 }
 
+// Two malloc arenas instead of glibc's eight per core: byokd's threads are many but short of work,
+// and each arena keeps freed memory resident.
+Daemon.limitMallocArenas()
 Byokd.main()
