@@ -1,10 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependencies are few on purpose (see docs/DESIGN.md): the argument parser for byokctl/byokd,
-// swift-log for the daemon's logs, ZIPFoundation to read the console's ImportParameters.zip in
-// memory. The socket server, HTTP framing and JSON are small enough to own, which keeps cold
-// start and the build short. C comes in through system-library targets only.
+// Dependencies are few on purpose (see docs/DESIGN.md): the argument parser for byokctl/byokd and
+// swift-log for the daemon's logs. The socket server, HTTP framing and the ZIP reader are small
+// enough to own, which keeps cold start and the build short and leaves nothing unfuzzed. C comes
+// in through system-library targets only.
 let package = Package(
     name: "byokd",
     platforms: [.macOS(.v13)],
@@ -15,12 +15,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // The C boundary: p11-kit's pkcs11.h, its URI parser and module registry.
         .systemLibrary(name: "CPKCS11", path: "pkcs11", pkgConfig: "p11-kit-1",
                        providers: [.apt(["libp11-kit-dev"])]),
+        // zlib: inflating the console's ImportParameters.zip.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // OpenSSL's libcrypto: SubjectPublicKeyInfo parsing, SHA-256, software RSA for the self-test.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
@@ -32,8 +33,7 @@ let package = Package(
         .target(name: "PKCS11", dependencies: ["CPKCS11"]),
         // The BYOK domain: key specs, wrapping algorithms, import parameters, on-token wrap.
         .target(name: "BYOK", dependencies: [
-            "PKCS11", "COpenSSL", "ByokAPI",
-            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            "PKCS11", "COpenSSL", "ByokAPI", "CZlib",
         ]),
         // The wire protocol shared by daemon and client: request/response bodies, error codes.
         .target(name: "ByokAPI"),
@@ -55,11 +55,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // The fuzz target (libFuzzer with -DFUZZING, see scripts/fuzz); without it, a corpus replayer.
+        .executableTarget(name: "byokd-fuzz", dependencies: ["ByokDaemon"]),
         // The benchmark: byokd against a raw C_WrapKey loop on the same token (README, "Performance").
         .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient"]),
 
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
-        .testTarget(name: "BYOKTests", dependencies: ["BYOK", "PKCS11", "COpenSSL", "TestSupport"]),
+        .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
         // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".
         .target(name: "TestSupport", path: "Tests/TestSupport"),

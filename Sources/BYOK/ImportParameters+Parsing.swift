@@ -1,6 +1,5 @@
 import ByokAPI
 import Foundation
-import ZIPFoundation
 
 extension ImportParameters {
     static let maxInput = 1 << 20
@@ -41,27 +40,15 @@ extension ImportParameters {
     /// and `README_<keyid>_<time>.txt`, from which the algorithm, specs and expiry are read.
     public static func parse(zip data: [UInt8]) throws -> ImportParameters {
         guard data.count <= maxInput else { throw ByokError(.paramsZip, "the ZIP file is larger than 1 MiB; ImportParameters.zip is a few kilobytes — is this the right file?") }
-        let archive: Archive
-        do { archive = try Archive(data: Data(data), accessMode: .read) } catch {
-            throw ByokError(.paramsZip, "the file is not a readable ZIP archive; expected the ImportParameters.zip the AWS console downloads")
+        let entries: [(path: String, bytes: [UInt8])]
+        do { entries = try ZipReader.files(data) } catch let e as ZipReader.Failure {
+            throw ByokError(.paramsZip, "the file is not a readable ZIP archive (\(e.reason)); expected the ImportParameters.zip the AWS console downloads")
         }
         var files: [String: [UInt8]] = [:]
-        var total = 0
-        for entry in archive where entry.type == .file {
+        for entry in entries {
             let name = PathName.last(entry.path)
             guard name.hasPrefix("wrappingKey_") || name.hasPrefix("importToken_") || name.hasPrefix("README") else { continue }
-            guard entry.uncompressedSize <= UInt64(maxInput) else { throw ByokError(.paramsZip, "\(name) in the ZIP is implausibly large") }
-            var bytes = [UInt8]()
-            do {
-                _ = try archive.extract(entry, skipCRC32: false) { chunk in
-                    total += chunk.count
-                    if total > 4 * maxInput { throw ByokError(.paramsZip, "the ZIP expands to more than 4 MiB; refusing it") }
-                    bytes += chunk
-                }
-            } catch let e as ByokError { throw e } catch {
-                throw ByokError(.paramsZip, "\(name) in the ZIP cannot be extracted (damaged archive)")
-            }
-            files[name] = bytes
+            files[name] = entry.bytes
         }
         func one(_ prefix: String) throws -> (String, [UInt8]) {
             let hits = files.filter { $0.key.hasPrefix(prefix) }

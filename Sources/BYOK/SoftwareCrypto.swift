@@ -120,7 +120,8 @@ public struct RSAPublicKey: Sendable {
         self.bits = bits
     }
 
-    init(openSSL der: [UInt8]) throws {
+    /// The same with OpenSSL's parser only: the reference the fast reader is fuzzed against.
+    public init(openSSL der: [UInt8]) throws {
         defer { SoftwareCrypto.clearErrors() }
         let parsed: (OpaquePointer, Int)? = der.withUnsafeBufferPointer { buf in
             var p: UnsafePointer<UInt8>? = buf.baseAddress

@@ -85,33 +85,47 @@ struct HTTPReader {
     mutating func next() throws -> HTTPRequest {
         let idleDeadline = Date().addingTimeInterval(idleTimeout)
         var requestDeadline: Date? = buffer.isEmpty ? nil : Date().addingTimeInterval(readTimeout)
-        var headerEnd: Int? = findHeaderEnd()
-        while headerEnd == nil {
-            if buffer.count > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+        while true {
+            if let request = try Self.parse(&buffer, maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes) { return request }
             try fill(deadline: requestDeadline ?? idleDeadline, idle: requestDeadline == nil)
             if requestDeadline == nil { requestDeadline = Date().addingTimeInterval(readTimeout) }
-            headerEnd = findHeaderEnd()
         }
-        let head = String(decoding: buffer[0..<headerEnd!], as: UTF8.self)
+    }
+
+    /// Takes one whole request off the front of `buffer`, or returns nil if more bytes are needed.
+    /// Throws as soon as the bytes so far cannot become an acceptable request (too large headers or
+    /// body, a bad request line or header, chunked encoding). The request decoder under fuzzing.
+    static func parse(_ buffer: inout [UInt8], maxHeaderBytes: Int, maxBodyBytes: Int) throws -> HTTPRequest? {
+        guard let headerEnd = findHeaderEnd(buffer) else {
+            if buffer.count > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+            return nil
+        }
+        if headerEnd > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+        let head = String(decoding: buffer[0..<headerEnd], as: UTF8.self)
         var lines = head.components(separatedBy: "\r\n")
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { throw ReadError.malformed("bad request line") }
+        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), requestLine[1].hasPrefix("/") else {
+            throw ReadError.malformed("bad request line")
+        }
         var headers: [String: String] = [:]
         for line in lines where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { throw ReadError.malformed("bad header line") }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name == "content-length", let previous = headers[name], previous != value { throw ReadError.malformed("conflicting Content-Length headers") }
+            headers[name] = value
         }
         if headers["transfer-encoding"] != nil { throw ReadError.lengthRequired }
-        let length: Int
+        var length = 0
         if let cl = headers["content-length"] {
-            guard let n = Int(cl), n >= 0 else { throw ReadError.malformed("bad Content-Length") }
+            guard !cl.isEmpty, cl.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), cl.utf8.count <= 12, let n = Int(cl) else {
+                throw ReadError.malformed("bad Content-Length")
+            }
             length = n
-        } else { length = 0 }
-        if length > maxBodyBytes { throw ReadError.tooLarge(length) }
-        let bodyStart = headerEnd! + 4
-        while buffer.count < bodyStart + length {
-            try fill(deadline: requestDeadline!, idle: false)
         }
+        if length > maxBodyBytes { throw ReadError.tooLarge(length) }
+        let bodyStart = headerEnd + 4
+        guard buffer.count >= bodyStart + length else { return nil }
         let body = Array(buffer[bodyStart..<(bodyStart + length)])
         buffer.removeSubrange(0..<(bodyStart + length))
         let target = String(requestLine[1])
@@ -130,7 +144,7 @@ struct HTTPReader {
         return HTTPRequest(method: String(requestLine[0]), path: path, query: query, headers: headers, body: body, keepAlive: keepAlive)
     }
 
-    private func findHeaderEnd() -> Int? {
+    private static func findHeaderEnd(_ buffer: [UInt8]) -> Int? {
         guard buffer.count >= 4 else { return nil }
         var i = 0
         while i + 3 < buffer.count {
