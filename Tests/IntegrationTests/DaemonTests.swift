@@ -130,3 +130,56 @@ final class DaemonTests: XCTestCase {
         XCTAssertFalse(ok.log.contains(token.pin), "the PIN must not be logged")
     }
 }
+
+/// The PIN from systemd's credential directory, SIGTERM with work in flight.
+final class ServiceLifecycleTests: XCTestCase {
+    func testThePINComesFromTheCredentialsDirectory() throws {
+        let dir = TempDir("byokd-daemon")
+        let token = try SoftHSM.makeToken(in: dir)
+        let creds = dir.file("credentials")
+        try FileManager.default.createDirectory(atPath: creds, withIntermediateDirectories: true)
+        _ = dir.write("credentials/pin", token.pin + "\n")
+        var env = token.environment
+        env["CREDENTIALS_DIRECTORY"] = creds
+        let d = try DaemonFixture(arguments: ["--module", SoftHSM.module, "--token", token.label], environment: env, dir: dir)
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        // Without it, and without --pin-file, the daemon says what is missing.
+        var bare = token.environment
+        bare["CREDENTIALS_DIRECTORY"] = nil
+        let none = try DaemonFixture(arguments: ["--module", SoftHSM.module, "--token", token.label], environment: bare,
+                                     dir: TempDir("byokd-daemon"), waitReady: false)
+        none.process.waitUntilExit()
+        XCTAssertEqual(none.process.terminationStatus, 3)
+        XCTAssertTrue(none.log.contains("LoadCredential=pin:/etc/byokd/pin"), none.log)
+    }
+
+    func testSIGTERMLetsInFlightWrapsFinishAndBeAudited() throws {
+        let (d, _) = try DaemonFixture.softHSM()
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "a", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        _ = d.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        let lines = (0..<400).map { "{\"key\": \"a\", \"params\": \"p.json\", \"out\": \"o/\($0)\"}" }.joined(separator: "\n")
+        let file = d.dir.write("batch.jsonl", lines + "\n")
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: Binaries.byokctl)
+        client.arguments = ["wrap", "--batch", file, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--json"]
+        var env = ProcessInfo.processInfo.environment
+        env["BYOKD_SOCKET"] = d.socket
+        client.environment = env
+        let out = Pipe()
+        client.standardOutput = out
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        // Stop the daemon once the batch is under way.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: d.dir.file("o")))?.isEmpty ?? true { usleep(2000) }
+        XCTAssertEqual(d.stop(), 0, d.log)
+        client.waitUntilExit()
+        XCTAssertEqual(client.terminationStatus, 0, "the batch in flight finished")
+        let summary = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        XCTAssertEqual(summary?["succeeded"] as? Int, 400)
+        let audit = try String(contentsOfFile: d.stateDir + "/audit.jsonl", encoding: .utf8)
+        XCTAssertEqual(audit.split(separator: "\n").filter { $0.contains("\"batchIndex\"") && $0.contains("\"result\":\"ok\"") }.count, 400)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.socket), "and then it stopped")
+    }
+}

@@ -39,6 +39,27 @@ final class KeysTests: XCTestCase {
         XCTAssertTrue(((other.json?["error"] as? [String: Any])?["message"] as? String ?? "").contains("names another token"), other.out)
     }
 
+    func testAnECKeyMadeByPkcs11ToolIsRecognisedAndWrapped() throws {
+        let (daemon, token) = try DaemonFixture.softHSM()
+        try Tools.check("pkcs11-tool", ["--module", SoftHSM.module, "--token-label", token.label, "--login", "--pin", token.pin,
+                                        "--keypairgen", "--key-type", "EC:secp384r1", "--label", "ec-from-tool", "--id", "0e0c",
+                                        "--sensitive", "--extractable", "--usage-sign"], environment: token.environment)
+        let keys = try XCTUnwrap(try daemon.ctl(["keys", "list", "--json"]).json?["keys"] as? [[String: Any]])
+        let k = try XCTUnwrap(keys.first { $0["label"] as? String == "ec-from-tool" }, "\(keys)")
+        XCTAssertEqual(k["spec"] as? String, "ECC_NIST_P384")
+        XCTAssertEqual(k["type"] as? String, "private/EC-P-384")
+        let fingerprint = try XCTUnwrap(k["publicKeySha256"] as? String)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let params = daemon.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        let out = daemon.dir.file("out")
+        let r = try daemon.ctl(["wrap", "--key", "pkcs11:object=ec-from-tool;id=%0e%0c", "--params", params,
+                                "--wrapping-algorithm", "RSA_AES_KEY_WRAP_SHA_1", "--out", out])
+        XCTAssertEqual(r.code, 0, r.err)
+        let pkcs8 = try AWSSide.unwrapRsaAes(try Data(contentsOf: URL(fileURLWithPath: out + "/EncryptedKeyMaterial.bin")), with: aws, hash: "sha1")
+        // The fingerprint is the SHA-256 of the public key OpenSSL derives from the unwrapped private key.
+        XCTAssertEqual(try Tools.check("openssl", ["dgst", "-sha256", "-binary"], stdin: try AWSSide.publicKeyOfPKCS8(pkcs8)).stdout.hex, fingerprint)
+    }
+
     func testAnUnextractableKeyIsRefusedAsATokenError() throws {
         let (daemon, token) = try DaemonFixture.softHSM()
         try Tools.check("pkcs11-tool", ["--module", SoftHSM.module, "--token-label", token.label, "--login", "--pin", token.pin,
