@@ -21,15 +21,10 @@ public final class DaemonClient {
         guard fd < 0 else { return }
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw ByokError(.daemonUnreachable, "cannot create a socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let rc = UnixSocketAddress.with(socketPath, { connect(s, $0, $1) }) else {
             close(s)
             throw ByokError(.badRequest, "socket path \(socketPath) is too long for a Unix socket")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         if rc != 0 {
             let e = errno
             close(s)

@@ -46,17 +46,13 @@ final class SocketServer: @unchecked Sendable {
         }
         let dir = PathName.parent(path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        let old = umask(0o177)
+        let bound = UnixSocketAddress.with(path) { Glibc.bind(fd, $0, $1) }
+        umask(old)
+        guard let rc = bound else {
             close(fd)
             throw ByokError(.badRequest, "socket path \(path) is longer than a Unix socket path may be (107 bytes)")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let old = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        umask(old)
         guard rc == 0 else {
             let e = errno
             close(fd)
@@ -85,12 +81,7 @@ final class SocketServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } == 0
+        return UnixSocketAddress.with(path) { Glibc.connect(fd, $0, $1) } == 0
     }
 
     /// Accepts until `stop()`; returns once stopping.

@@ -310,10 +310,7 @@ func coldStart(_ t: TokenSetup, dir: String, activated: Bool, run i: Int) throws
     var listenFD: Int32 = -1
     if activated {
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(sock.utf8) + [0]) }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        _ = UnixSocketAddress.with(sock) { bind(listenFD, $0, $1) }
         listen(listenFD, 16)
         env["LISTEN_FDS"] = "1"
         // LISTEN_PID must be byokd's pid: a shell sets it to its own and execs byokd in its place.
