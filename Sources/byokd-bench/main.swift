@@ -26,16 +26,25 @@ struct TokenSetup {
     let env: [String: String]
 }
 
+/// A fresh SoftHSM token: the dev token `byokd --dev` makes (random PIN in a 0600 file, no PIN on
+/// any command line), used afterwards by path like any token.
 func softHSM(_ dir: String) throws -> TokenSetup {
-    try FileManager.default.createDirectory(atPath: dir + "/tokens", withIntermediateDirectories: true)
-    let conf = dir + "/softhsm2.conf"
-    try "directories.tokendir = \(dir)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n".write(toFile: conf, atomically: true, encoding: .utf8)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: byokdPath)
+    p.arguments = ["--dev", "--state-dir", dir, "--socket", dir + "/make.sock", "--log-level", "error"]
+    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try p.run()
+    let deadline = now() + 60
+    while now() < deadline, (try? DaemonClient(socketPath: dir + "/make.sock").send("GET", "/v1/status"))?.0 != 200 { usleep(10_000) }
+    p.terminate()
+    p.waitUntilExit()
+    let conf = dir + "/dev-token/softhsm2.conf"
+    guard FileManager.default.fileExists(atPath: conf) else { throw BenchError("byokd --dev did not make its token") }
     var env = ProcessInfo.processInfo.environment
     env["SOFTHSM2_CONF"] = conf
     setenv("SOFTHSM2_CONF", conf, 1)
-    _ = try run("softhsm2-util", ["--init-token", "--free", "--label", "bench", "--so-pin", "12345678", "--pin", "123456"], env: env)
-    try "123456\n".write(toFile: dir + "/pin", atomically: true, encoding: .utf8)
-    return TokenSetup(name: "SoftHSM2", module: "/usr/lib/softhsm/libsofthsm2.so", initArgs: nil, tokenLabel: "bench", pinFile: dir + "/pin", env: env)
+    return TokenSetup(name: "SoftHSM2", module: "/usr/lib/softhsm/libsofthsm2.so", initArgs: nil, tokenLabel: "byokd-dev",
+                      pinFile: dir + "/dev-token/pin", env: env)
 }
 
 func nss(_ dir: String) throws -> TokenSetup {
