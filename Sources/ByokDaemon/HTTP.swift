@@ -6,7 +6,6 @@ import Foundation
 struct HTTPRequest {
     var method: String
     var path: String
-    var query: [String: String]
     var headers: [String: String]
     var body: [UInt8]
     var keepAlive: Bool
@@ -128,20 +127,13 @@ struct HTTPReader {
         guard buffer.count >= bodyStart + length else { return nil }
         let body = Array(buffer[bodyStart..<(bodyStart + length)])
         buffer.removeSubrange(0..<(bodyStart + length))
-        let target = String(requestLine[1])
-        var path = target
-        var query: [String: String] = [:]
-        if let q = target.firstIndex(of: "?") {
-            path = String(target[..<q])
-            for pair in target[target.index(after: q)...].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                query[String(kv[0]).removingPercentEncoding ?? String(kv[0])] = kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
-            }
-        }
+        // No endpoint takes a query string: it is dropped.
+        let target = requestLine[1]
+        let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
         let http10 = requestLine[2] == "HTTP/1.0"
         let conn = headers["connection"]?.lowercased()
         let keepAlive = http10 ? conn == "keep-alive" : conn != "close"
-        return HTTPRequest(method: String(requestLine[0]), path: path, query: query, headers: headers, body: body, keepAlive: keepAlive)
+        return HTTPRequest(method: String(requestLine[0]), path: path, headers: headers, body: body, keepAlive: keepAlive)
     }
 
     private static func findHeaderEnd(_ buffer: [UInt8]) -> Int? {

@@ -31,8 +31,6 @@ final class SessionPool: @unchecked Sendable {
         lock.unlock()
     }
 
-    var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return idle.isEmpty }
-
     func borrow<R>(_ body: (Session) throws -> R) throws -> R {
         lock.lock()
         let deadline = Date().addingTimeInterval(waitLimit)

@@ -12,7 +12,6 @@ public final class TokenService: @unchecked Sendable {
     let module: Module
     let moduleDescription: String
     private let lock = NSLock()
-    private var slot: Slot?
     private var token: TokenInfo?
     private var tokenError: String?
     private let pool: SessionPool
@@ -56,7 +55,6 @@ public final class TokenService: @unchecked Sendable {
             }
         }
         lock.lock()
-        self.slot = slot
         self.token = info
         self.tokenError = nil
         keyCache.removeAll()

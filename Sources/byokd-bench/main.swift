@@ -92,7 +92,6 @@ func baseline(_ t: TokenSetup, aws: SoftwareRSAKeyPair, stateDir: String) throws
     if info.loginRequired { try session.login(try PIN(file: t.pinFile)) }
     let wrapper = OnTokenWrap(session: session, token: info)
     let pub = try wrapper.createWrappingKey(aws.publicKey)
-    let aesTemplate: [Attribute] = [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false), .sensitive(true), .extractable(true), .encrypt(true)]
     // The wrapped key is a token object, as the keys byokd wraps are (tokens may treat them differently).
     let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(true), .private(true),
                                                    .sensitive(true), .extractable(true), .encrypt(true), .label("bench-baseline")])
