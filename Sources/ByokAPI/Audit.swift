@@ -43,5 +43,8 @@ public struct AuditRecord: Codable, Sendable {
     public var errorCode: String?
     /// SHA-256 (hex) of the previous record's line, or 64 zeros for the first.
     public var prev: String = ""
+    /// With `auditMacKey`: HMAC (hex), computed on the token, of the SHA-256 of this record's line
+    /// without this field — so rewriting history needs the HSM. Nil when the token could not sign.
+    public var mac: String?
 }
 

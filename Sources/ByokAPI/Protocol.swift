@@ -218,6 +218,21 @@ public struct ApprovalResponse: Codable, Sendable {
     }
 }
 
+/// `POST /v1/audit/verify` (body: the audit log): the chain and every record's token MAC checked.
+public struct AuditVerifyResponse: Codable, Sendable {
+    public var intact: Bool
+    public var records: Int
+    public var head: String
+    public var firstBrokenLine: Int?
+    public var reason: String?
+    public var macVerified: Int
+    public var macMissing: Int
+    public init(intact: Bool, records: Int, head: String, firstBrokenLine: Int?, reason: String?, macVerified: Int, macMissing: Int) {
+        self.intact = intact; self.records = records; self.head = head; self.firstBrokenLine = firstBrokenLine
+        self.reason = reason; self.macVerified = macVerified; self.macMissing = macMissing
+    }
+}
+
 public enum ByokVersion {
     public static let current = "0.1.0"
 }

@@ -58,6 +58,8 @@ public final class AuditLog: @unchecked Sendable {
     private var synced: UInt64 = 0
     private var syncing = false
     private let synced_ = NSCondition()
+    /// Computes a record's MAC on the token (set when `auditMacKey` is configured).
+    public var signer: (([UInt8]) -> [UInt8]?)?
 
     /// Appends records in order and returns once all of them are on disk. Concurrent callers share
     /// one fdatasync (group commit): whoever syncs, syncs everything written so far.
@@ -74,6 +76,9 @@ public final class AuditLog: @unchecked Sendable {
             newSeq += 1
             r.seq = newSeq
             r.prev = newHead
+            if let signer {
+                r.mac = signer(SoftwareCrypto.sha256(AuditVerifier.macInput(r)))?.hex
+            }
             let line = Array((try? enc.encode(r)) ?? Data())
             newHead = SoftwareCrypto.sha256(line).hex
             bytes += line

@@ -37,6 +37,8 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var access: [String: [String]]?
     /// The audit log. Default `<stateDir>/audit.jsonl`.
     public var auditLog: String?
+    /// An HMAC key on the token (label or pkcs11: URI) that MACs every audit record.
+    public var auditMacKey: String?
     /// Operations that need a second person's approval (e.g. ["keys.generate", "wrap"]).
     public var twoPersonRule: [String]?
     /// Seconds a request waits for approval before it expires. Default 900.
@@ -94,6 +96,7 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.devToken = other.devToken ?? devToken
         c.access = other.access ?? access
         c.auditLog = other.auditLog ?? auditLog
+        c.auditMacKey = other.auditMacKey ?? auditMacKey
         c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
         return c
@@ -101,7 +104,7 @@ public struct Configuration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, twoPersonRule, approvalTimeoutSeconds
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, twoPersonRule, approvalTimeoutSeconds
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

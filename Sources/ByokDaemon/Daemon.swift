@@ -55,6 +55,11 @@ public enum Daemon {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 2
         }
+        if let macKey = config.auditMacKey, let service {
+            router.audit.signer = { [service] digest in service.hmac(key: macKey, digest) }
+            router.macKeyReference = macKey
+            logger.info("audit records are MACed on the token", metadata: ["key": "\(macKey)"])
+        }
         logger.info("audit log", metadata: ["path": "\(config.resolvedAuditLog)"])
         let server = SocketServer(listenFD: listenFD, config: config, logger: logger) { req, peer, log in
             router.handle(req, peer: peer, logger: log)

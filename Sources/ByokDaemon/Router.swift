@@ -12,6 +12,7 @@ final class Router: @unchecked Sendable {
     let audit: AuditLog
     let approvals: Approvals
     let twoPerson: Set<Operation>
+    var macKeyReference: String?
 
     init(service: TokenService, policy: AccessPolicy, audit: AuditLog, approvals: Approvals, twoPerson: Set<Operation>) {
         self.service = service
@@ -25,6 +26,7 @@ final class Router: @unchecked Sendable {
     enum Endpoint {
         case operation(Operation)
         case batch
+        case auditVerify
         case approvalsList
         case approve(String)
         case poll(String)
@@ -37,6 +39,7 @@ final class Router: @unchecked Sendable {
         case ("POST", "/v1/keys"): return .operation(.keysGenerate)
         case ("POST", "/v1/wrap"): return .operation(.wrap)
         case ("POST", "/v1/wrap/batch"): return .batch
+        case ("POST", "/v1/audit/verify"): return .auditVerify
         case ("POST", "/v1/selftest"): return .operation(.selftest)
         case ("GET", "/v1/audit"): return .operation(.audit)
         case ("GET", "/v1/approvals"): return .approvalsList
@@ -120,6 +123,22 @@ final class Router: @unchecked Sendable {
             record.result = "ok"
             record.batchSize = batch.entries.count
             return streamBatch(batch, caller: caller, requestId: record.requestId)
+
+        case .auditVerify:
+            record.operation = "audit.verify"
+            _ = try authorize(.audit, peer)
+            guard let macKey = macKeyReference else {
+                throw ByokError(.badRequest, "this byokd MACs no audit records (setting auditMacKey); `byokctl audit verify` checks the chain without the token")
+            }
+            let report = AuditVerifier.verify(Data(r.body), sha256Hex: { SoftwareCrypto.sha256($0).hex }, mac: { [service] rec in
+                guard let mac = rec.mac.flatMap({ [UInt8](hex: $0) }),
+                      let expected = service.hmac(key: macKey, SoftwareCrypto.sha256(AuditVerifier.macInput(rec))) else { return nil }
+                return mac == expected
+            })
+            record.result = "ok"
+            return .json(AuditVerifyResponse(intact: report.firstBroken == nil, records: report.records, head: report.head,
+                                             firstBrokenLine: report.firstBroken?.line, reason: report.firstBroken?.reason,
+                                             macVerified: report.macVerified, macMissing: report.macMissing))
 
         case .approvalsList:
             record.operation = "approvals.list"

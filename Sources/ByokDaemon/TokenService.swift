@@ -280,6 +280,16 @@ public final class TokenService: @unchecked Sendable {
         return (key, info)
     }
 
+    /// HMAC of `data` with an HMAC key on the token (for the audit log's MACs); nil if the key is
+    /// missing or the token cannot sign now.
+    public func hmac(key reference: String, _ data: [UInt8]) -> [UInt8]? {
+        try? withSession(retry: true) { session, token in
+            let (key, _) = try self.key(reference, store: KeyStore(session: session, token: token))
+            guard let spec = key.spec, case .hmac(let hash, _) = spec.kind else { return nil }
+            return try session.sign(.hmac(hash), key: key.handle, data: data)
+        }
+    }
+
     private func forgetKey(_ reference: String) {
         lock.lock(); keyCache[reference] = nil; lock.unlock()
     }

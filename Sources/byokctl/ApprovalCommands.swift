@@ -55,11 +55,30 @@ struct Audit: ParsableCommand {
             discussion: "Without FILE, fetches the daemon's log (needs the audit permission). Exit 0 intact, 2 broken.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "An audit.jsonl file.") var file: String?
+        @Flag(help: "Also have byokd check every record's MAC with its key on the token (setting auditMacKey).") var withToken = false
 
         func run() {
             byokctl.run(options) {
                 let data = try file.map { try Outputs.read($0, what: "audit log", limit: 1 << 34) } ?? options.client().fetch("/v1/audit")
-                let report = AuditVerifier.verify(data)
+                if withToken {
+                    let (status, body) = try options.client().send("POST", "/v1/audit/verify", body: data)
+                    if status != 200 {
+                        let e = (try? JSONDecoder().decode(ErrorBody.self, from: body)).map { ByokError($0.error.code, $0.error.message) }
+                        throw e ?? ByokError(.internal, "byokd answered \(status)")
+                    }
+                    let r = try JSONDecoder().decode(AuditVerifyResponse.self, from: body)
+                    if options.json { options.printJSON(r) }
+                    guard r.intact else {
+                        let e = ByokError(.auditChainBroken, "the audit log is broken at line \(r.firstBrokenLine ?? 0): \(r.reason ?? "")")
+                        FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+                        Foundation.exit(e.code.exitCode)
+                    }
+                    if !options.json {
+                        print("audit log intact: \(r.records) records, chain head \(r.head); \(r.macVerified) token MACs verified, \(r.macMissing) records without a MAC")
+                    }
+                    return
+                }
+                let report = AuditVerifier.verify(data, sha256Hex: sha256Hex)
                 if let broken = report.firstBroken {
                     let e = ByokError(.auditChainBroken, "the audit log is broken at line \(broken.line): \(broken.reason); the \(report.records) records before it are intact")
                     if options.json {
