@@ -230,7 +230,6 @@ final class CeremonyTests: XCTestCase {
                 env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), NOTIFY_SOCKET=d + "/notify.sock")
                 os.execve(byokd, [byokd, "--module", module, "--token", label, "--pin-file", pin, "--state-dir", d + "/state",
                                   "--socket", d + "/unused.sock"], env)
-            listen.close()
             ready = notify.recv(4096).decode()
             print("NOTIFY1", ready.replace("\\n", "|"))
             env = dict(os.environ, BYOKD_SOCKET=d + "/activated.sock")
@@ -240,6 +239,12 @@ final class CeremonyTests: XCTestCase {
             os.kill(pid, 15)
             print("NOTIFY2", notify.recv(4096).decode())
             print("EXIT", os.waitpid(pid, 0)[1] >> 8)
+            # systemd keeps the listening socket: byokd must not have shut it down for everyone.
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.settimeout(5)
+            try:
+                c.connect(d + "/activated.sock"); listen.settimeout(5); listen.accept(); print("SOCKET STILL LISTENING")
+            except OSError as e:
+                print("SOCKET BROKEN", e)
             """
         let r = try Tools.run("python3", ["-c", script, Binaries.byokd, Binaries.byokctl, dir.path, SoftHSM.module, token.label, token.pinFile],
                               environment: token.environment)
@@ -249,6 +254,7 @@ final class CeremonyTests: XCTestCase {
         XCTAssertTrue(r.out.contains("UNUSED False"), "byokd used the passed socket, not its own: \(r.out)")
         XCTAssertTrue(r.out.contains("NOTIFY2 STOPPING=1"), r.out)
         XCTAssertTrue(r.out.contains("EXIT 0"), r.out)
+        XCTAssertTrue(r.out.contains("SOCKET STILL LISTENING"), r.out)
     }
 }
 
