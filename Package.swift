@@ -22,6 +22,8 @@ let package = Package(
                        providers: [.apt(["libp11-kit-dev"])]),
         // zlib: inflating the console's ImportParameters.zip.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libcurl: HTTPS to AWS KMS.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // OpenSSL's libcrypto: SubjectPublicKeyInfo parsing, SHA-256, software RSA for the self-test.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
@@ -35,11 +37,13 @@ let package = Package(
         .target(name: "BYOK", dependencies: [
             "PKCS11", "COpenSSL", "ByokAPI", "CZlib",
         ]),
+        // The AWS KMS client: JSON protocol over libcurl, SigV4, credentials and endpoints as the SDKs resolve them.
+        .target(name: "KMSClient", dependencies: ["CCurl", "COpenSSL"]),
         // The wire protocol shared by daemon and client: request/response bodies, error codes.
         .target(name: "ByokAPI"),
         // The daemon: Unix socket, HTTP/1.1 framing, routing, token service, configuration.
         .target(name: "ByokDaemon", dependencies: [
-            "BYOK", "PKCS11", "ByokAPI", "CByokSys",
+            "BYOK", "PKCS11", "ByokAPI", "CByokSys", "KMSClient",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The client side: talks to the socket, reads operator files, writes outputs atomically.
@@ -62,6 +66,7 @@ let package = Package(
 
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
+        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
         // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".
         .target(name: "TestSupport", path: "Tests/TestSupport"),

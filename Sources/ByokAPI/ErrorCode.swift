@@ -1,7 +1,7 @@
 /// Stable error codes. Clients and scripts match on these; messages may change, codes do not.
 ///
 /// Each code belongs to a category, which decides `byokctl`'s exit code:
-/// 2 bad input or usage, 3 HSM or token, 4 denied, 5 daemon unreachable, 1 anything else.
+/// 2 bad input or usage, 3 HSM or token, 4 denied, 5 daemon unreachable, 6 AWS KMS, 1 anything else.
 public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     // Requests and input files (exit 2)
     case badRequest = "BAD_REQUEST"
@@ -39,6 +39,18 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tokenLacksAlgorithm = "TOKEN_LACKS_ALGORITHM"
     case keyNotExtractable = "KEY_NOT_EXTRACTABLE"
     case busy = "BUSY"
+    // AWS KMS (exit 6; access denied is exit 4)
+    case kmsNotConfigured = "KMS_NOT_CONFIGURED"
+    case kmsUnreachable = "KMS_UNREACHABLE"
+    case kmsTimeout = "KMS_TIMEOUT"
+    case kmsInvalidCiphertext = "KMS_INVALID_CIPHERTEXT"
+    case kmsExpiredImportToken = "KMS_EXPIRED_IMPORT_TOKEN"
+    case kmsInvalidImportToken = "KMS_INVALID_IMPORT_TOKEN"
+    case kmsIncorrectKeyMaterial = "KMS_INCORRECT_KEY_MATERIAL"
+    case kmsInvalidState = "KMS_INVALID_STATE"
+    case kmsNotFound = "KMS_NOT_FOUND"
+    case kmsAccessDenied = "KMS_ACCESS_DENIED"
+    case kmsError = "KMS_ERROR"
     // Authorization (exit 4)
     case denied = "DENIED"
     case approvalExpired = "APPROVAL_EXPIRED"
@@ -47,12 +59,14 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     // Anything else (exit 1)
     case `internal` = "INTERNAL"
 
-    public enum Category: Sendable { case input, token, denied, unreachable, other }
+    public enum Category: Sendable { case input, token, denied, unreachable, kms, other }
 
     public var category: Category {
         switch self {
         case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy: .token
-        case .denied, .approvalExpired: .denied
+        case .denied, .approvalExpired, .kmsAccessDenied: .denied
+        case .kmsNotConfigured, .kmsUnreachable, .kmsTimeout, .kmsInvalidCiphertext, .kmsExpiredImportToken, .kmsInvalidImportToken,
+             .kmsIncorrectKeyMaterial, .kmsInvalidState, .kmsNotFound, .kmsError: .kms
         case .daemonUnreachable: .unreachable
         case .internal: .other
         default: .input
@@ -61,7 +75,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
 
     /// `byokctl`'s exit code for this error.
     public var exitCode: Int32 {
-        switch category { case .input: 2; case .token: 3; case .denied: 4; case .unreachable: 5; case .other: 1 }
+        switch category { case .input: 2; case .token: 3; case .denied: 4; case .unreachable: 5; case .kms: 6; case .other: 1 }
     }
 
     /// The HTTP status the daemon answers with.
@@ -74,7 +88,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .denied, .approvalExpired: 403
         case .busy, .tokenUnavailable: 503
         case .internal: 500
-        default: category == .token ? 502 : 400
+        default: category == .token || category == .kms ? 502 : 400
         }
     }
 }

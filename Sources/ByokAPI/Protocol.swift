@@ -233,6 +233,56 @@ public struct AuditVerifyResponse: Codable, Sendable {
     }
 }
 
+/// `POST /v1/kms/create-key`
+public struct KMSCreateKeyRequest: Codable, Sendable {
+    public var spec: String
+    public var usage: String?
+    public var multiRegion: Bool?
+    public var description: String?
+    public var tags: [String: String]?
+    public init(spec: String, usage: String?, multiRegion: Bool?, description: String?, tags: [String: String]?) {
+        self.spec = spec; self.usage = usage; self.multiRegion = multiRegion; self.description = description; self.tags = tags
+    }
+}
+
+/// A KMS key as DescribeKey/CreateKey describe it.
+public struct KMSKeyInfo: Codable, Sendable {
+    public var keyId: String
+    public var arn: String
+    public var keyState: String
+    public var keySpec: String?
+    public var keyUsage: String?
+    public var origin: String?
+    public var multiRegion: Bool?
+    public init(keyId: String, arn: String, keyState: String, keySpec: String?, keyUsage: String?, origin: String?, multiRegion: Bool?) {
+        self.keyId = keyId; self.arn = arn; self.keyState = keyState; self.keySpec = keySpec; self.keyUsage = keyUsage
+        self.origin = origin; self.multiRegion = multiRegion
+    }
+}
+
+/// `POST /v1/kms/import`: GetParametersForImport → on-token wrap → ImportKeyMaterial → DescribeKey.
+public struct KMSImportRequest: Codable, Sendable {
+    public var kmsKeyId: String
+    public var key: String
+    public var wrappingAlgorithm: String?
+    public var wrappingKeySpec: String?
+    /// ISO 8601; absent means KEY_MATERIAL_DOES_NOT_EXPIRE.
+    public var validTo: String?
+    public var importType: String?
+    public var keyMaterialDescription: String?
+    public init(kmsKeyId: String, key: String, wrappingAlgorithm: String?, wrappingKeySpec: String?, validTo: String?,
+                importType: String?, keyMaterialDescription: String?) {
+        self.kmsKeyId = kmsKeyId; self.key = key; self.wrappingAlgorithm = wrappingAlgorithm; self.wrappingKeySpec = wrappingKeySpec
+        self.validTo = validTo; self.importType = importType; self.keyMaterialDescription = keyMaterialDescription
+    }
+}
+
+public struct KMSImportResponse: Codable, Sendable {
+    public var wrap: WrapResponse
+    public var kms: KMSKeyInfo
+    public init(wrap: WrapResponse, kms: KMSKeyInfo) { self.wrap = wrap; self.kms = kms }
+}
+
 public enum ByokVersion {
     public static let current = "0.1.0"
 }

@@ -10,6 +10,8 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     case selftest
     case approve
     case audit
+    case kmsImport = "kms.import"
+    case kmsCreateKey = "kms.create-key"
 }
 
 /// Who may do what, decided from the kernel's word about the peer (SO_PEERCRED), never from the

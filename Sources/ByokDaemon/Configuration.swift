@@ -37,6 +37,9 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var access: [String: [String]]?
     /// The audit log. Default `<stateDir>/audit.jsonl`.
     public var auditLog: String?
+    /// Seconds to connect to AWS KMS, and for a whole KMS call. Defaults 5 and 30.
+    public var kmsConnectTimeoutSeconds: Double?
+    public var kmsTimeoutSeconds: Double?
     /// An HMAC key on the token (label or pkcs11: URI) that MACs every audit record.
     public var auditMacKey: String?
     /// Operations that need a second person's approval (e.g. ["keys.generate", "wrap"]).
@@ -97,6 +100,8 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.access = other.access ?? access
         c.auditLog = other.auditLog ?? auditLog
         c.auditMacKey = other.auditMacKey ?? auditMacKey
+        c.kmsConnectTimeoutSeconds = other.kmsConnectTimeoutSeconds ?? kmsConnectTimeoutSeconds
+        c.kmsTimeoutSeconds = other.kmsTimeoutSeconds ?? kmsTimeoutSeconds
         c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
         return c
@@ -104,7 +109,7 @@ public struct Configuration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, twoPersonRule, approvalTimeoutSeconds
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

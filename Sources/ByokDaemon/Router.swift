@@ -42,8 +42,13 @@ final class Router: @unchecked Sendable {
         case ("POST", "/v1/audit/verify"): return .auditVerify
         case ("POST", "/v1/selftest"): return .operation(.selftest)
         case ("GET", "/v1/audit"): return .operation(.audit)
+        case ("POST", "/v1/kms/import"): return .operation(.kmsImport)
+        case ("POST", "/v1/kms/create-key"): return .operation(.kmsCreateKey)
         case ("GET", "/v1/approvals"): return .approvalsList
         default: break
+        }
+        if ["/v1/kms/import", "/v1/kms/create-key"].contains(path) {
+            throw ByokError(.badRequest, "\(method) is not allowed on \(path) (see docs/API.md)")
         }
         if method == "POST", path.hasPrefix("/v1/approvals/") { return .approve(String(path.dropFirst("/v1/approvals/".count))) }
         if method == "GET", path.hasPrefix("/v1/requests/") { return .poll(String(path.dropFirst("/v1/requests/".count))) }
@@ -293,6 +298,20 @@ final class Router: @unchecked Sendable {
             }, at: Timestamp.string(Date())))
         case .audit:
             response = HTTPResponse(status: 200, body: Array(audit.contents()), contentType: "application/jsonl")
+        case .kmsCreateKey:
+            response = .json(try service.kmsCreateKey(try JSONCoding.decode(KMSCreateKeyRequest.self, body)), status: 201)
+        case .kmsImport:
+            let req = try JSONCoding.decode(KMSImportRequest.self, body)
+            record.key = .init(label: req.key)
+            record.kmsKeyId = req.kmsKeyId
+            let r = try service.kmsImport(req)
+            let m = r.wrap.manifest
+            record.key = .init(label: m.key.label, id: m.key.id, spec: m.key.spec, fingerprint: m.key.kcv ?? m.key.publicKeySha256)
+            record.wrappingAlgorithm = m.wrappingAlgorithm
+            record.wrappingPublicKeySha256 = m.wrappingPublicKeySha256
+            record.kmsKeyId = r.kms.arn.isEmpty ? req.kmsKeyId : r.kms.arn
+            record.encryptedKeyMaterialSha256 = m.encryptedKeyMaterialSha256
+            response = .json(r)
         case .approve:
             throw ByokError(.badRequest, "approve takes an id: POST /v1/approvals/ID")
         }

@@ -1,6 +1,7 @@
 import BYOK
 import ByokAPI
 import Foundation
+import KMSClient
 import Logging
 import PKCS11
 
@@ -248,6 +249,8 @@ public final class TokenService: @unchecked Sendable {
         }
     }
 
+    let kmsLock = NSLock()
+    var kmsCached: KMSClient?
     private let wrappingKeys = WrappingKeyCache()
     private var keyCache: [String: (key: TokenKey, info: KeyInfo, checked: Date)] = [:]
     /// How long a cached key's handle is trusted without asking the token again. Handles of deleted
@@ -294,7 +297,7 @@ public final class TokenService: @unchecked Sendable {
         lock.lock(); keyCache[reference] = nil; lock.unlock()
     }
 
-    private func wrapOne(key reference: String, params: ImportParameters, resolved: ImportParameters.Resolved,
+    func wrapOne(key reference: String, params: ImportParameters, resolved: ImportParameters.Resolved,
                          session: Session, token: TokenInfo, retry: Bool = true) throws -> WrapResponse {
         let store = KeyStore(session: session, token: token)
         let (key, info) = try self.key(reference, store: store)

@@ -75,10 +75,11 @@ public enum ForwardingModule {
     /// Environment for a process loading the module: forward to `realModule`, optionally lie,
     /// optionally read faults from `faultFile`.
     public static func environment(forwardingTo realModule: String, lieOAEPSHA1: Bool = false, faultFile: String? = nil,
-                                   base: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+                                   lieFile: String? = nil, base: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
         var e = base
         e["BYOK_TEST_FORWARD_TO"] = realModule
         if lieOAEPSHA1 { e["BYOK_TEST_LIE_OAEP_SHA1"] = "1" }
+        if let lieFile { e["BYOK_TEST_LIE_FILE"] = lieFile }
         if let faultFile { e["BYOK_TEST_FAULT_FILE"] = faultFile }
         return e
     }

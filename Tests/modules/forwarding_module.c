@@ -92,6 +92,7 @@ typedef struct fw_rsa_aes_key_wrap_params {
 static void *g_handle;              /* dlopen handle of the real module        */
 static CK_FUNCTION_LIST_PTR g_real; /* its function list; NULL = not loaded    */
 static int g_lie_oaep_sha1;         /* BYOK_TEST_LIE_OAEP_SHA1=1               */
+static char *g_lie_file;            /* BYOK_TEST_LIE_FILE: lie while it exists  */
 static char *g_fault_file;          /* BYOK_TEST_FAULT_FILE, or NULL           */
 static pthread_mutex_t g_fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -621,7 +622,9 @@ static CK_RV fw_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
     FW_RSA_AES_KEY_WRAP_PARAMS rsa_aes;
     CK_MECHANISM_PTR use = pMechanism;
 
-    if (g_lie_oaep_sha1 && pMechanism != NULL && pMechanism->pParameter != NULL) {
+    /* BYOK_TEST_LIE_FILE turns the lie on at run time, after an honest self-test. */
+    int lie = g_lie_oaep_sha1 || (g_lie_file != NULL && access(g_lie_file, F_OK) == 0);
+    if (lie && pMechanism != NULL && pMechanism->pParameter != NULL) {
         if (pMechanism->mechanism == CKM_RSA_PKCS_OAEP &&
             pMechanism->ulParameterLen == sizeof(CK_RSA_PKCS_OAEP_PARAMS)) {
             memcpy(&oaep, pMechanism->pParameter, sizeof oaep);
@@ -699,6 +702,9 @@ static CK_RV fw_C_Initialize(CK_VOID_PTR pInitArgs)
     const char *lie = getenv("BYOK_TEST_LIE_OAEP_SHA1");
     const char *faults = getenv("BYOK_TEST_FAULT_FILE");
     g_lie_oaep_sha1 = (lie != NULL && strcmp(lie, "1") == 0);
+    const char *lie_file = getenv("BYOK_TEST_LIE_FILE");
+    free(g_lie_file);
+    g_lie_file = (lie_file != NULL && lie_file[0] != '\0') ? strdup(lie_file) : NULL;
     g_fault_file = (faults != NULL && faults[0] != '\0') ? strdup(faults) : NULL;
     g_handle = h;
 

@@ -1,0 +1,84 @@
+import ArgumentParser
+import ByokAPI
+import ByokClient
+import Foundation
+
+struct KMS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kms",
+        abstract: "Online mode: byokd calls AWS KMS itself, with the credentials the service holds.",
+        subcommands: [Import.self, CreateKey.self])
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "GetParametersForImport → wrap on the token → ImportKeyMaterial → DescribeKey.",
+            discussion: "Defaults: RSAES_OAEP_SHA_256 (RSA_AES_KEY_WRAP_SHA_256 for RSA and ECC keys) and RSA_4096, or the best the token's self-test passed. Re-running it re-imports the same token key (after its material expired or was deleted, or into each replica of a multi-Region key).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
+        @Option(help: "The token key: its label or a pkcs11: URI.") var key: String
+        @Option(help: "Wrapping algorithm (default: the best the token passed).") var wrappingAlgorithm: String?
+        @Option(help: "RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).") var wrappingKeySpec: String?
+        @Option(help: "When the imported material expires (ISO 8601); the default is that it does not.") var validTo: String?
+        @Flag(help: "The material does not expire (the default; for scripts that want to say so).") var noExpiration = false
+        @Option(help: "NEW_KEY_MATERIAL or EXISTING_KEY_MATERIAL (keys holding several key materials).") var importType: String?
+        @Option(help: "KeyMaterialDescription for keys holding several key materials.") var keyMaterialDescription: String?
+        @Option(help: "Directory for EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json (with the KMS answers).") var out: String
+        @Flag(help: "Replace outputs already in --out.") var force = false
+
+        func validate() throws {
+            if validTo != nil && noExpiration { throw ValidationError("--valid-to and --no-expiration contradict each other") }
+        }
+
+        func run() {
+            byokctl.run(options) {
+                try Outputs.check(directory: out, force: force)
+                let r = try options.client().call("POST", "/v1/kms/import",
+                    KMSImportRequest(kmsKeyId: kmsKeyId, key: key, wrappingAlgorithm: wrappingAlgorithm, wrappingKeySpec: wrappingKeySpec,
+                                     validTo: validTo, importType: importType, keyMaterialDescription: keyMaterialDescription),
+                    as: KMSImportResponse.self, onPending: announcePending)
+                guard let blob = Data(base64Encoded: r.wrap.encryptedKeyMaterial), let token = Data(base64Encoded: r.wrap.importToken) else {
+                    throw ByokError(.internal, "byokd's answer carried damaged base64")
+                }
+                struct ManifestWithKMS: Encodable { let manifest: Manifest; let kms: KMSKeyInfo }
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                try Outputs.create(directory: out)
+                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
+                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
+                try Outputs.writeAtomically(try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8),
+                                            directory: out, name: Outputs.manifest)
+                if options.json { options.printJSON(r); return }
+                let m = r.wrap.manifest
+                print("imported \(m.key.spec) key \"\(m.key.label)\" (\(m.key.kcv.map { "KCV \($0)" } ?? m.key.publicKeySha256.map { "public key SHA-256 \($0)" } ?? ""))")
+                print("  into \(r.kms.arn) — key state \(r.kms.keyState)")
+                print("  wrapped on token \"\(m.token.label)\" with \(m.wrappingAlgorithm) under \(m.wrappingKeySpec); outputs and manifest in \(out)")
+            }
+        }
+    }
+
+    struct CreateKey: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create-key", abstract: "CreateKey with Origin=EXTERNAL, ready for an import.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "AWS key spec.") var spec: String
+        @Option(help: "Key usage (default: ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC or SIGN_VERIFY by spec).") var usage: String?
+        @Flag(help: "A multi-Region primary key.") var multiRegion = false
+        @Option(help: "Description.") var description: String?
+        @Option(help: ArgumentHelp("A tag, KEY=VALUE (repeatable).", valueName: "key=value")) var tag: [String] = []
+
+        func run() {
+            byokctl.run(options) {
+                var tags: [String: String] = [:]
+                for t in tag {
+                    guard let eq = t.firstIndex(of: "=") else { throw ByokError(.badRequest, "--tag \(t) is not KEY=VALUE") }
+                    tags[String(t[..<eq])] = String(t[t.index(after: eq)...])
+                }
+                let k = try options.client().call("POST", "/v1/kms/create-key",
+                    KMSCreateKeyRequest(spec: spec, usage: usage, multiRegion: multiRegion, description: description, tags: tags.isEmpty ? nil : tags),
+                    as: KMSKeyInfo.self, onPending: announcePending)
+                if options.json { options.printJSON(k); return }
+                print("created \(k.keySpec ?? spec) key \(k.keyId) (\(k.arn)), state \(k.keyState), origin \(k.origin ?? "EXTERNAL")")
+                print("import into it with: byokctl kms import --kms-key-id \(k.keyId) --key LABEL --out DIR")
+            }
+        }
+    }
+}

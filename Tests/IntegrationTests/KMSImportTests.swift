@@ -1,0 +1,182 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Online mode against LocalStack's KMS, which really unwraps imported material and rejects a
+/// wrong wrap. `scripts/localstack start` runs it (CI does); without it these tests are skipped,
+/// and `scripts/test` says so.
+final class KMSImportTests: XCTestCase {
+    static var endpoint: String { ProcessInfo.processInfo.environment["BYOKD_TEST_KMS_ENDPOINT"] ?? "http://127.0.0.1:4566" }
+
+    static var localStackUp: Bool {
+        let r = try? Tools.run("curl", ["-sf", "--max-time", "3", endpoint + "/_localstack/health"])
+        return r?.code == 0 && (r?.out.contains("\"kms\"") ?? false)
+    }
+
+    func requireLocalStack() throws {
+        guard Self.localStackUp else { throw XCTSkip("LocalStack's KMS is not running at \(Self.endpoint) (scripts/localstack start); online-mode tests skipped") }
+    }
+
+    static func awsEnv(_ base: [String: String], endpoint: String = endpoint) -> [String: String] {
+        var e = base
+        e["AWS_ENDPOINT_URL_KMS"] = endpoint
+        e["AWS_ACCESS_KEY_ID"] = "test"
+        e["AWS_SECRET_ACCESS_KEY"] = "test"
+        e["AWS_REGION"] = "us-east-1"
+        e["AWS_CONFIG_FILE"] = "/nonexistent"
+        e["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+        return e
+    }
+
+    /// KMS as a second, independent client sees it (boto3, LocalStack's venv or python3).
+    func boto(_ code: String) throws -> String {
+        let python = try XCTUnwrap(SigV4TestsPython.find(), "boto3 is needed to check LocalStack")
+        let prelude = "import boto3, base64, hashlib, json\nkms = boto3.client('kms', endpoint_url='\(Self.endpoint)', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n"
+        return try Tools.check(python, ["-c", prelude + code]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func createKey(_ d: DaemonFixture, spec: String) throws -> String {
+        let r = try d.ctl(["kms", "create-key", "--spec", spec, "--description", "byokd test — clé", "--tag", "owner=ci", "--json"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.json?["keyState"] as? String, "PendingImport")
+        XCTAssertEqual(r.json?["origin"] as? String, "EXTERNAL")
+        return try XCTUnwrap(r.json?["keyId"] as? String)
+    }
+
+    func importKey(_ d: DaemonFixture, kmsKey: String, label: String, extra: [String] = []) throws -> Tools.Result {
+        try d.ctl(["kms", "import", "--kms-key-id", kmsKey, "--key", label, "--out", d.dir.file("out-\(label)-\(UUID().uuidString)"), "--json"] + extra)
+    }
+
+    func testSymmetricImportWithEachOAEPAlgorithm() throws {
+        try requireLocalStack()
+        let (soft, _) = try DaemonFixture.softHSM()
+        let softD = try DaemonFixture(arguments: soft.process.arguments!.filter { $0 != "--socket" && $0 != soft.socket && $0 != "--state-dir" && $0 != soft.stateDir },
+                                      environment: Self.awsEnv(soft.process.environment!), dir: TempDir("byokd-daemon"))
+        soft.stop()
+        let (nssBase, db) = try DaemonFixture.nss()
+        nssBase.stop()
+        let nss = try DaemonFixture(arguments: ["--module", NSSSoftokn.module, "--init-args", db.initArgs, "--token", NSSSoftokn.tokenLabel,
+                                                "--pin-file", db.passwordFile], environment: Self.awsEnv(ProcessInfo.processInfo.environment), dir: TempDir("byokd-daemon"))
+        for (d, algorithm) in [(softD, "RSAES_OAEP_SHA_1"), (nss, "RSAES_OAEP_SHA_256"), (nss, "RSAES_OAEP_SHA_1")] {
+            let label = "sym-\(algorithm)"
+            XCTAssertEqual(try d.ctl(["keys", "generate", "--label", label, "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+            let kmsKey = try createKey(d, spec: "SYMMETRIC_DEFAULT")
+            let r = try importKey(d, kmsKey: kmsKey, label: label, extra: ["--wrapping-algorithm", algorithm, "--wrapping-key-spec", "RSA_2048"])
+            XCTAssertEqual(r.code, 0, "\(algorithm): \(r.err)")
+            XCTAssertEqual((r.json?["kms"] as? [String: Any])?["keyState"] as? String, "Enabled", algorithm)
+            XCTAssertEqual(try boto("print(kms.describe_key(KeyId='\(kmsKey)')['KeyMetadata']['KeyState'])"), "Enabled")
+            // The imported key works: KMS encrypts and decrypts with it.
+            XCTAssertEqual(try boto("c = kms.encrypt(KeyId='\(kmsKey)', Plaintext=b'ceremony')['CiphertextBlob']\nprint(kms.decrypt(CiphertextBlob=c)['Plaintext'].decode())"), "ceremony")
+        }
+        // The default algorithm is the best the token passed: SHA-1 on SoftHSM.
+        XCTAssertEqual(try softD.ctl(["keys", "generate", "--label", "dflt", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let r = try importKey(softD, kmsKey: try createKey(softD, spec: "SYMMETRIC_DEFAULT"), label: "dflt")
+        XCTAssertEqual(r.code, 0, r.err)
+        let m = (r.json?["wrap"] as? [String: Any])?["manifest"] as? [String: Any]
+        XCTAssertEqual(m?["wrappingAlgorithm"] as? String, "RSAES_OAEP_SHA_1")
+        XCTAssertEqual(m?["wrappingKeySpec"] as? String, "RSA_4096")
+        // Every import is audited with the KMS key.
+        let audit = try String(contentsOfFile: softD.stateDir + "/audit.jsonl", encoding: .utf8)
+        XCTAssertTrue(audit.contains("\"operation\":\"kms.import\"") && audit.contains("arn:aws:kms"), audit)
+    }
+
+    func testHMACAndRSAImportsMatchTheToken() throws {
+        try requireLocalStack()
+        let (base, db) = try DaemonFixture.nss()
+        base.stop()
+        let d = try DaemonFixture(arguments: ["--module", NSSSoftokn.module, "--init-args", db.initArgs, "--token", NSSSoftokn.tokenLabel,
+                                              "--pin-file", db.passwordFile], environment: Self.awsEnv(ProcessInfo.processInfo.environment), dir: TempDir("byokd-daemon"))
+        // HMAC: KMS's GenerateMac of 16 zero bytes starts with the token's check value (its own HMAC of them).
+        let hmac = try d.ctl(["keys", "generate", "--label", "mac", "--spec", "HMAC_256", "--json"])
+        let kcv = try XCTUnwrap(hmac.json?["kcv"] as? String)
+        let macKey = try createKey(d, spec: "HMAC_256")
+        let h = try importKey(d, kmsKey: macKey, label: "mac")
+        XCTAssertEqual(h.code, 0, h.err)
+        let mac = try boto("print(kms.generate_mac(KeyId='\(macKey)', Message=bytes(16), MacAlgorithm='HMAC_SHA_256')['Mac'].hex())")
+        XCTAssertEqual(String(mac.prefix(6)).uppercased(), kcv)
+        // RSA: KMS's GetPublicKey is the token's public key.
+        let rsa = try d.ctl(["keys", "generate", "--label", "sig", "--spec", "RSA_2048", "--json"])
+        let fingerprint = try XCTUnwrap(rsa.json?["publicKeySha256"] as? String)
+        let rsaKey = try createKey(d, spec: "RSA_2048")
+        let r = try importKey(d, kmsKey: rsaKey, label: "sig", extra: ["--wrapping-key-spec", "RSA_3072"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(((r.json?["wrap"] as? [String: Any])?["manifest"] as? [String: Any])?["wrappingAlgorithm"] as? String, "RSA_AES_KEY_WRAP_SHA_256")
+        XCTAssertEqual(try boto("print(hashlib.sha256(kms.get_public_key(KeyId='\(rsaKey)')['PublicKey']).hexdigest())"), fingerprint)
+    }
+
+    func testFailuresGiveTheirCodes() throws {
+        try requireLocalStack()
+        // A token that starts honest (self-test passes) and then lies: the wrap is wrong and KMS says so.
+        let dir = TempDir("byokd-daemon")
+        let db = try NSSSoftokn.makeDatabase(in: dir)
+        let lie = dir.file("lie-now")
+        let env = ForwardingModule.environment(forwardingTo: NSSSoftokn.module, lieFile: lie, base: Self.awsEnv(ProcessInfo.processInfo.environment))
+        let d = try DaemonFixture(arguments: ["--module", try ForwardingModule.path(), "--init-args", db.initArgs, "--token", NSSSoftokn.tokenLabel,
+                                              "--pin-file", db.passwordFile], environment: env, dir: dir)
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let kmsKey = try createKey(d, spec: "SYMMETRIC_DEFAULT")
+        _ = dir.write("lie-now", "1")
+        let wrong = try importKey(d, kmsKey: kmsKey, label: "k", extra: ["--wrapping-algorithm", "RSAES_OAEP_SHA_256"])
+        XCTAssertEqual(wrong.code, 6, wrong.err)
+        XCTAssertEqual((wrong.json?["error"] as? [String: Any])?["code"] as? String, "KMS_INVALID_CIPHERTEXT", wrong.out)
+        XCTAssertEqual(try boto("print(kms.describe_key(KeyId='\(kmsKey)')['KeyMetadata']['KeyState'])"), "PendingImport")
+        try FileManager.default.removeItem(atPath: lie)
+        // An unknown key id.
+        let missing = try importKey(d, kmsKey: "11111111-2222-3333-4444-555555555555", label: "k")
+        XCTAssertEqual(missing.code, 6)
+        XCTAssertEqual((missing.json?["error"] as? [String: Any])?["code"] as? String, "KMS_NOT_FOUND", missing.out)
+        // Honest again: the same import now succeeds.
+        XCTAssertEqual(try importKey(d, kmsKey: kmsKey, label: "k", extra: ["--wrapping-algorithm", "RSAES_OAEP_SHA_256"]).code, 0)
+    }
+}
+
+/// Failures that need no KMS at all: an endpoint that refuses, and one that never answers.
+final class KMSUnreachableTests: XCTestCase {
+    func testAnUnreachableEndpointTimesOutWithItsCode() throws {
+        let dir = TempDir("byokd-daemon")
+        let token = try SoftHSM.makeToken(in: dir)
+        // A listener that accepts and never answers.
+        let silent = Process()
+        silent.executableURL = URL(fileURLWithPath: Tools.resolve("python3"))
+        silent.arguments = ["-c", "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(8); print(s.getsockname()[1], flush=True)\nc=[]\nwhile True: c.append(s.accept())"]
+        let out = Pipe()
+        silent.standardOutput = out
+        try silent.run()
+        defer { silent.terminate() }
+        let port = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let config = dir.write("byokd.json", """
+            {"module": "\(SoftHSM.module)", "token": "\(token.label)", "pinFile": "\(token.pinFile)", "kmsTimeoutSeconds": 1, "kmsConnectTimeoutSeconds": 1}
+            """)
+        let d = try DaemonFixture(arguments: ["--config", config], environment: KMSImportTests.awsEnv(token.environment, endpoint: "http://127.0.0.1:\(port)"), dir: dir)
+        let started = Date()
+        let r = try d.ctl(["kms", "create-key", "--spec", "SYMMETRIC_DEFAULT", "--json"])
+        XCTAssertEqual(r.code, 6, r.err)
+        XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "KMS_TIMEOUT", r.out)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+        d.stop()
+        // A closed port: refused at once.
+        let refused = try DaemonFixture(arguments: ["--config", config], environment: KMSImportTests.awsEnv(token.environment, endpoint: "http://127.0.0.1:9"),
+                                        dir: TempDir("byokd-daemon"))
+        let c = try refused.ctl(["kms", "create-key", "--spec", "SYMMETRIC_DEFAULT", "--json"])
+        XCTAssertEqual(c.code, 6)
+        XCTAssertEqual((c.json?["error"] as? [String: Any])?["code"] as? String, "KMS_UNREACHABLE", c.out)
+        // No credentials at all: a clear configuration error, not a crash.
+        var bare = token.environment
+        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"] { bare[k] = nil }
+        bare["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"; bare["AWS_CONFIG_FILE"] = "/nonexistent"
+        let none = try DaemonFixture(arguments: ["--config", config], environment: bare, dir: TempDir("byokd-daemon"))
+        let n = try none.ctl(["kms", "create-key", "--spec", "SYMMETRIC_DEFAULT", "--json"])
+        XCTAssertEqual((n.json?["error"] as? [String: Any])?["code"] as? String, "KMS_NOT_CONFIGURED", n.out)
+    }
+}
+
+/// Finds a Python with boto3/botocore (LocalStack's venv first).
+enum SigV4TestsPython {
+    static func find() -> String? {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["HOME"] ?? "/root"
+        for c in [env["BYOKD_BOTOCORE_PYTHON"], (env["BYOKD_LOCALSTACK_VENV"] ?? home + "/.cache/byokd/localstack-venv") + "/bin/python", "python3"].compactMap({ $0 })
+        where (try? Tools.run(c, ["-c", "import boto3"]))?.code == 0 { return c }
+        return nil
+    }
+}
