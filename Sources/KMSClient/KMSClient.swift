@@ -7,6 +7,8 @@ public struct KMSError: Error, CustomStringConvertible, Sendable {
     public let kind: Kind
     public let operation: String
     public let message: String
+    /// The HTTP status, when KMS answered.
+    public var status: Int = 0
     public var description: String { "\(operation): \(message)" }
     public var awsType: String? { if case .aws(let t) = kind { return t }; return nil }
 }
@@ -33,9 +35,10 @@ public final class KMSClient: @unchecked Sendable {
             do {
                 return try once(operation, body)
             } catch let e as KMSError {
+                // Throttling and 5xx answers only; never a client error, never a transport error.
                 let retryable: Bool
                 switch e.kind {
-                case .aws(let type): retryable = type == "ThrottlingException" || type == "Throttling" || type == "RequestLimitExceeded" || type.hasPrefix("5xx") || type == "KMSInternalException" || type == "DependencyTimeoutException"
+                case .aws(let type): retryable = e.status >= 500 || ["ThrottlingException", "Throttling", "RequestLimitExceeded"].contains(type)
                 default: retryable = false
                 }
                 guard retryable, attempt < config.maxAttempts else { throw e }
@@ -63,7 +66,7 @@ public final class KMSClient: @unchecked Sendable {
         var type = (json?["__type"] as? String) ?? (status >= 500 ? "5xx" : "HTTP\(status)")
         if let hash = type.firstIndex(of: "#") { type = String(type[type.index(after: hash)...]) }
         let message = (json?["message"] as? String) ?? (json?["Message"] as? String) ?? "HTTP \(status)"
-        throw KMSError(kind: .aws(type: status >= 500 && json?["__type"] == nil ? "5xx" : type), operation: operation, message: message)
+        throw KMSError(kind: .aws(type: type), operation: operation, message: message, status: status)
     }
 
     private final class Sink {
