@@ -37,17 +37,6 @@ public enum KeySpec: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// HMAC key length ranges AWS accepts, in bytes.
-    public static func hmacRange(_ spec: KeySpec) -> ClosedRange<Int>? {
-        switch spec {
-        case .HMAC_224: 28...64
-        case .HMAC_256: 32...64
-        case .HMAC_384: 48...128
-        case .HMAC_512: 64...128
-        default: nil
-        }
-    }
-
     public var isAsymmetric: Bool {
         switch kind { case .rsa, .ec: true; default: false }
     }

@@ -23,13 +23,6 @@ public enum SoftwareCrypto {
 
     public enum HashAlgorithmName: Sendable { case sha1, sha224, sha256, sha384, sha512 }
 
-    public static func hmac(_ h: HashAlgorithmName, key: [UInt8], data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 64)
-        var len: UInt32 = 0
-        _ = HMAC(md(h), key, Int32(key.count), data, data.count, &out, &len)
-        return Array(out.prefix(Int(len)))
-    }
-
     /// AES-ECB encryption of whole blocks (for key check values of a key known in software).
     public static func aesECB(key: [UInt8], data: [UInt8]) -> [UInt8]? {
         guard let ctx = EVP_CIPHER_CTX_new() else { return nil }
@@ -59,17 +52,6 @@ public enum SoftwareCrypto {
         let ok = out.withUnsafeMutableBufferPointer { EVP_DecryptFinal_ex(ctx, $0.baseAddress! + Int(n), &m) }
         guard ok == 1 else { return nil }
         return Array(out.prefix(Int(n + m)))
-    }
-
-    /// The public key inside a DER PKCS#8 PrivateKeyInfo, as DER SubjectPublicKeyInfo.
-    public static func publicKeyOfPKCS8(_ der: [UInt8]) -> [UInt8]? {
-        var p: UnsafePointer<UInt8>? = der.withUnsafeBufferPointer { $0.baseAddress }
-        return der.withUnsafeBufferPointer { buf -> [UInt8]? in
-            p = buf.baseAddress
-            guard let key = d2i_AutoPrivateKey(nil, &p, buf.count) else { return nil }
-            defer { EVP_PKEY_free(key) }
-            return spkiDER(key)
-        }
     }
 
     static func spkiDER(_ key: OpaquePointer) -> [UInt8]? {

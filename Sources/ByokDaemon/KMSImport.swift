@@ -76,7 +76,8 @@ extension TokenService {
         // What the token key is decides the algorithm: the best AWS allows for it that passed the self-test.
         let spec = try guarded("kms import") {
             try withSession(retry: true) { session, token -> KeySpec in
-                let key = try KeyStore(session: session, token: token).find(r.key)
+                // Through the key cache, so the wrap below does not search the token again.
+                let (key, _) = try self.key(r.key, store: KeyStore(session: session, token: token))
                 guard let spec = key.spec else { throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec") }
                 return spec
             }

@@ -261,7 +261,7 @@ public final class TokenService: @unchecked Sendable {
     /// A key by reference, from the cache when its handle still names the same object (one
     /// C_GetAttributeValue at most each second, instead of a search, attribute reads and a
     /// check-value computation every time).
-    private func key(_ reference: String, store: KeyStore) throws -> (TokenKey, KeyInfo) {
+    func key(_ reference: String, store: KeyStore) throws -> (TokenKey, KeyInfo) {
         let now = Date()
         lock.lock()
         let hit = keyCache[reference]

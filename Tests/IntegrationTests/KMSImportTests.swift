@@ -30,7 +30,7 @@ final class KMSImportTests: XCTestCase {
 
     /// KMS as a second, independent client sees it (boto3, LocalStack's venv or python3).
     func boto(_ code: String) throws -> String {
-        let python = try XCTUnwrap(SigV4TestsPython.find(), "boto3 is needed to check LocalStack")
+        let python = try XCTUnwrap(Python.with(module: "boto3"), "boto3 is needed to check LocalStack")
         let prelude = "import boto3, base64, hashlib, json\nkms = boto3.client('kms', endpoint_url='\(Self.endpoint)', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n"
         return try Tools.check(python, ["-c", prelude + code]).out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -170,16 +170,5 @@ final class KMSUnreachableTests: XCTestCase {
         let none = try DaemonFixture(arguments: ["--config", config], environment: bare, dir: TempDir("byokd-daemon"))
         let n = try none.ctl(["kms", "create-key", "--spec", "SYMMETRIC_DEFAULT", "--json"])
         XCTAssertEqual((n.json?["error"] as? [String: Any])?["code"] as? String, "KMS_NOT_CONFIGURED", n.out)
-    }
-}
-
-/// Finds a Python with boto3/botocore (LocalStack's venv first).
-enum SigV4TestsPython {
-    static func find() -> String? {
-        let env = ProcessInfo.processInfo.environment
-        let home = env["HOME"] ?? "/root"
-        for c in [env["BYOKD_BOTOCORE_PYTHON"], (env["BYOKD_LOCALSTACK_VENV"] ?? home + "/.cache/byokd/localstack-venv") + "/bin/python", "python3"].compactMap({ $0 })
-        where (try? Tools.run(c, ["-c", "import boto3"]))?.code == 0 { return c }
-        return nil
     }
 }

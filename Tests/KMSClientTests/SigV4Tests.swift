@@ -6,15 +6,6 @@ import XCTest
 /// SigV4 signatures equal botocore's (from PyPI, the reference) for the same request, time and
 /// credentials.
 final class SigV4Tests: XCTestCase {
-    /// A Python that can import botocore: $BYOKD_BOTOCORE_PYTHON, the LocalStack venv, or python3.
-    static func botocorePython() -> String? {
-        let env = ProcessInfo.processInfo.environment
-        let home = env["HOME"] ?? "/root"
-        let candidates = [env["BYOKD_BOTOCORE_PYTHON"], (env["BYOKD_LOCALSTACK_VENV"] ?? home + "/.cache/byokd/localstack-venv") + "/bin/python", "python3"]
-        for c in candidates.compactMap({ $0 }) where (try? Tools.run(c, ["-c", "import botocore.auth"]))?.code == 0 { return c }
-        return nil
-    }
-
     func botocoreSignature(_ python: String, url: String, region: String, target: String, body: Data, ak: String, sk: String, token: String?, amzDate: String) throws -> String {
         let script = """
             import sys, botocore.auth, botocore.awsrequest, botocore.credentials
@@ -34,7 +25,7 @@ final class SigV4Tests: XCTestCase {
     }
 
     func testSignaturesEqualBotocores() throws {
-        guard let python = Self.botocorePython() else {
+        guard let python = Python.with(module: "botocore.auth") else {
             throw XCTSkip("botocore is not installed (scripts/localstack start installs it); SigV4 not compared")
         }
         let date = Date(timeIntervalSince1970: 1_764_385_689)  // 2025-11-29T03:08:09Z
