@@ -38,9 +38,9 @@ let package = Package(
             "PKCS11", "COpenSSL", "ByokAPI", "CZlib",
         ]),
         // The AWS KMS client: JSON protocol over libcurl, SigV4, credentials and endpoints as the SDKs resolve them.
-        .target(name: "KMSClient", dependencies: ["CCurl", "COpenSSL"]),
+        .target(name: "KMSClient", dependencies: ["CCurl", "COpenSSL", "ByokAPI"]),
         // The wire protocol shared by daemon and client: request/response bodies, error codes.
-        .target(name: "ByokAPI"),
+        .target(name: "ByokAPI", dependencies: ["COpenSSL"]),
         // The daemon: Unix socket, HTTP/1.1 framing, routing, token service, configuration.
         .target(name: "ByokDaemon", dependencies: [
             "BYOK", "PKCS11", "ByokAPI", "CByokSys", "KMSClient",

@@ -1,12 +1,8 @@
+import ByokAPI
 import PKCS11
 
-/// The AWS KMS key specs byokd can generate and import, with AWS's names.
-public enum KeySpec: String, CaseIterable, Sendable, Codable {
-    case SYMMETRIC_DEFAULT
-    case HMAC_224, HMAC_256, HMAC_384, HMAC_512
-    case RSA_2048, RSA_3072, RSA_4096
-    case ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1
-
+/// What each AWS key spec is on a PKCS#11 token.
+extension KeySpec {
     public enum Kind: Sendable, Equatable {
         /// AES-256: AWS requires 256-bit symmetric key material.
         case aes256

@@ -1,17 +1,13 @@
+import ByokAPI
 import COpenSSL
 import Foundation
+import PKCS11
 
 /// The little software cryptography byokd needs, from OpenSSL's libcrypto: hashing, parsing the
 /// AWS wrapping key, and the *throwaway* RSA key pair and unwrap of the mechanism self-test.
 /// No customer key material ever passes through here.
 public enum SoftwareCrypto {
-    public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        data.withUnsafeBufferPointer { _ = SHA256($0.baseAddress, $0.count, &out) }
-        return out
-    }
-
-    static func md(_ h: HashAlgorithmName) -> OpaquePointer? {
+    static func md(_ h: HashAlgorithm) -> OpaquePointer? {
         switch h {
         case .sha1: EVP_sha1()
         case .sha224: EVP_sha224()
@@ -20,8 +16,6 @@ public enum SoftwareCrypto {
         case .sha512: EVP_sha512()
         }
     }
-
-    public enum HashAlgorithmName: Sendable { case sha1, sha224, sha256, sha384, sha512 }
 
     /// AES-ECB encryption of whole blocks (for key check values of a key known in software).
     public static func aesECB(key: [UInt8], data: [UInt8]) -> [UInt8]? {
@@ -75,7 +69,7 @@ public struct RSAPublicKey: Sendable {
     public let modulus: [UInt8]
     public let publicExponent: [UInt8]
     public let bits: Int
-    public var sha256: [UInt8] { SoftwareCrypto.sha256(der) }
+    public var sha256: [UInt8] { Digest.sha256(der) }
 
     public enum ParseError: Error, Equatable {
         case notDER
@@ -146,7 +140,7 @@ public final class SoftwareRSAKeyPair: @unchecked Sendable {
     deinit { EVP_PKEY_free(key) }
 
     /// RSAES-OAEP decryption with the given OAEP and MGF1 hashes and an empty label.
-    public func decryptOAEP(_ ciphertext: [UInt8], hash: SoftwareCrypto.HashAlgorithmName, mgf: SoftwareCrypto.HashAlgorithmName) -> [UInt8]? {
+    public func decryptOAEP(_ ciphertext: [UInt8], hash: HashAlgorithm, mgf: HashAlgorithm) -> [UInt8]? {
         defer { SoftwareCrypto.clearErrors() }
         guard let ctx = EVP_PKEY_CTX_new(key, nil) else { return nil }
         defer { EVP_PKEY_CTX_free(ctx) }

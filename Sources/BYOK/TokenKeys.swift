@@ -90,7 +90,7 @@ public struct KeyStore {
     /// The key as `keys list` shows it, with its check value or public key hash computed on the token.
     public func info(_ key: TokenKey) -> KeyInfo {
         KeyInfo(label: key.label, id: key.id.hex, spec: key.spec?.rawValue, type: key.typeDescription,
-                kcv: try? checkValue(key), publicKeySha256: try? publicKeyInfo(key).map { SoftwareCrypto.sha256($0).hex },
+                kcv: try? checkValue(key), publicKeySha256: try? publicKeyInfo(key).map { Digest.sha256($0).hex },
                 sensitive: key.sensitive, extractable: key.extractable, uri: uri(key))
     }
 

@@ -18,6 +18,9 @@ public struct AuditRecord: Codable, Sendable {
         public init(label: String? = nil, id: String? = nil, spec: String? = nil, fingerprint: String? = nil) {
             self.label = label; self.id = id; self.spec = spec; self.fingerprint = fingerprint
         }
+        public init(_ key: some KeyIdentity, spec: String?) {
+            self.init(label: key.label, id: key.id, spec: spec, fingerprint: key.fingerprint)
+        }
     }
     public var seq: UInt64 = 0
     public init(time: String, requestId: String, operation: String, result: String) {

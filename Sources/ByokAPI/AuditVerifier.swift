@@ -1,8 +1,8 @@
 import Foundation
 
-/// Checks a hash-chained audit log and names the first broken record. The hash (SHA-256, hex) is
-/// passed in, so the client and the daemon share this one definition of "intact"; the daemon also
-/// passes `mac`, which checks a record's token MAC (nil when it cannot).
+/// Checks a hash-chained audit log and names the first broken record: the client and the daemon
+/// share this one definition of "intact"; the daemon also passes `mac`, which checks a record's
+/// token MAC (nil when it cannot).
 public enum AuditVerifier {
     public struct Report: Sendable {
         public var records: Int
@@ -22,8 +22,7 @@ public enum AuditVerifier {
         return Array((try? enc.encode(r)) ?? Data())
     }
 
-    public static func verify(_ data: Data, sha256Hex: ([UInt8]) -> String,
-                              mac: ((AuditRecord) -> Bool?)? = nil) -> Report {
+    public static func verify(_ data: Data, mac: ((AuditRecord) -> Bool?)? = nil) -> Report {
         var report = Report(records: 0, head: String(repeating: "0", count: 64), firstBroken: nil)
         var seq: UInt64 = 0
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
@@ -55,7 +54,7 @@ public enum AuditVerifier {
                 }
             }
             seq = r.seq
-            report.head = sha256Hex(Array(raw))
+            report.head = Digest.sha256(Array(raw)).hex
             report.records += 1
         }
         return report

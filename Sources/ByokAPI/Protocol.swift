@@ -49,8 +49,22 @@ public struct StatusResponse: Codable, Sendable {
     }
 }
 
+/// What names a key and proves which key it is: AES and HMAC keys by their KCV, RSA and EC keys by
+/// the SHA-256 of their public key.
+public protocol KeyIdentity {
+    var label: String { get }
+    var id: String { get }
+    var kcv: String? { get }
+    var publicKeySha256: String? { get }
+}
+
+extension KeyIdentity {
+    /// The KCV of a secret key, or the public key hash of a private key.
+    public var fingerprint: String? { kcv ?? publicKeySha256 }
+}
+
 /// A key on the token as `keys list` shows it.
-public struct KeyInfo: Codable, Sendable {
+public struct KeyInfo: Codable, Sendable, KeyIdentity {
     public var label: String
     /// CKA_ID as lowercase hex.
     public var id: String
@@ -119,14 +133,14 @@ public struct WrapRequest: Codable, Sendable {
 
 /// What AWS needs and what the operator should keep: the body of `manifest.json` plus the two blobs.
 public struct Manifest: Codable, Sendable {
-    public struct Key: Codable, Sendable {
+    public struct Key: Codable, Sendable, KeyIdentity {
         public var label: String
         public var id: String
         public var spec: String
         public var kcv: String?
         public var publicKeySha256: String?
-        public init(label: String, id: String, spec: String, kcv: String?, publicKeySha256: String?) {
-            self.label = label; self.id = id; self.spec = spec; self.kcv = kcv; self.publicKeySha256 = publicKeySha256
+        public init(_ key: some KeyIdentity, spec: String) {
+            label = key.label; id = key.id; self.spec = spec; kcv = key.kcv; publicKeySha256 = key.publicKeySha256
         }
     }
     public struct Token: Codable, Sendable {
@@ -285,6 +299,11 @@ public struct KMSImportResponse: Codable, Sendable {
 
 public enum ByokVersion {
     public static let current = "0.1.0"
+}
+
+/// Where byokd listens unless told otherwise (the systemd unit's socket), for daemon and client.
+public enum ByokSocket {
+    public static let defaultPath = "/run/byokd/byokd.sock"
 }
 
 /// ISO 8601 with seconds, UTC — the one time format on the wire and in files.

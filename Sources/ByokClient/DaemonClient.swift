@@ -8,8 +8,6 @@ public final class DaemonClient {
     /// Seconds to wait for an answer (a wrap on a slow HSM, or a two-person approval, can take long).
     public var timeout: Double
 
-    public static let defaultSocket = "/run/byokd/byokd.sock"
-
     public init(socketPath: String, timeout: Double = 300) {
         self.socketPath = socketPath
         self.timeout = timeout

@@ -26,7 +26,7 @@ public final class AuditLog: @unchecked Sendable {
         if !data.isEmpty {
             let lines = data.split(separator: UInt8(ascii: "\n"))
             if let last = lines.last {
-                head = SoftwareCrypto.sha256(Array(last)).hex
+                head = Digest.sha256(Array(last)).hex
                 if let r = try? JSONDecoder().decode(AuditRecord.self, from: Data(last)) { seq = r.seq }
             }
             if data.last != UInt8(ascii: "\n") {
@@ -77,10 +77,10 @@ public final class AuditLog: @unchecked Sendable {
             r.seq = newSeq
             r.prev = newHead
             if let signer {
-                r.mac = signer(SoftwareCrypto.sha256(AuditVerifier.macInput(r)))?.hex
+                r.mac = signer(Digest.sha256(AuditVerifier.macInput(r)))?.hex
             }
             let line = Array((try? enc.encode(r)) ?? Data())
-            newHead = SoftwareCrypto.sha256(line).hex
+            newHead = Digest.sha256(line).hex
             bytes += line
             bytes.append(UInt8(ascii: "\n"))
         }

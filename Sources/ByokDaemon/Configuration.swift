@@ -49,10 +49,9 @@ public struct Configuration: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public static let defaultSocket = "/run/byokd/byokd.sock"
     public static let defaultStateDir = "/var/lib/byokd"
 
-    public var resolvedSocket: String { socket ?? Self.defaultSocket }
+    public var resolvedSocket: String { socket ?? ByokSocket.defaultPath }
     public var resolvedStateDir: String { stateDir ?? Self.defaultStateDir }
     public var resolvedSocketMode: mode_t { socketMode.flatMap { mode_t($0, radix: 8) } ?? 0o660 }
     public var resolvedMaxRequestBytes: Int { maxRequestBytes ?? 8 << 20 }

@@ -40,29 +40,23 @@ public enum Daemon {
             }
             logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
         }
-        let router: Router
+        let pipeline: RequestPipeline
         do {
-            let twoPerson = try Set((config.twoPersonRule ?? []).map { name -> Operation in
-                guard let op = Operation(rawValue: name), op != .approve, op != .audit else {
-                    throw ByokError(.badRequest, "twoPersonRule names \"\(name)\", which is not an operation that can need approval")
-                }
-                return op
-            })
-            router = Router(service: service!, policy: try AccessPolicy(config: config.access, socketGroup: SocketServer.group(of: listenFD)),
-                            audit: try AuditLog(path: config.resolvedAuditLog), approvals: Approvals(timeout: config.resolvedApprovalTimeout),
-                            twoPerson: twoPerson)
+            let audit = try AuditLog(path: config.resolvedAuditLog)
+            if let macKey = config.auditMacKey, let service {
+                audit.signer = { [service] digest in service.hmac(key: macKey, digest) }
+                logger.info("audit records are MACed on the token", metadata: ["key": "\(macKey)"])
+            }
+            pipeline = RequestPipeline(service: service!, policy: try AccessPolicy(config: config.access, socketGroup: SocketServer.group(of: listenFD)),
+                                       audit: audit, approvals: Approvals(timeout: config.resolvedApprovalTimeout),
+                                       twoPerson: try Operation.twoPersonSet(config.twoPersonRule), macKey: config.auditMacKey)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 2
         }
-        if let macKey = config.auditMacKey, let service {
-            router.audit.signer = { [service] digest in service.hmac(key: macKey, digest) }
-            router.macKeyReference = macKey
-            logger.info("audit records are MACed on the token", metadata: ["key": "\(macKey)"])
-        }
         logger.info("audit log", metadata: ["path": "\(config.resolvedAuditLog)"])
         let server = SocketServer(listenFD: listenFD, config: config, logger: logger) { req, peer, log in
-            router.handle(req, peer: peer, logger: log)
+            pipeline.handle(req, peer: peer, logger: log)
         }
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)

@@ -29,11 +29,11 @@ public enum FuzzTargets {
         var buffer = input
         for _ in 0..<8 {
             guard let r = try? HTTPReader.parse(&buffer, maxHeaderBytes: 16 * 1024, maxBodyBytes: 1 << 20) else { return }
-            _ = try? Router.endpoint(r.method, r.path)
+            _ = try? Endpoint.match(r.method, r.path)
             _ = try? JSONCoding.decode(GenerateRequest.self, r.body)
             _ = try? JSONCoding.decode(BatchWrapRequest.self, r.body)
             if let w = try? JSONCoding.decode(WrapRequest.self, r.body) {
-                _ = try? TokenService.parameters(w.parameters).resolve(requested: w.wrappingAlgorithm, now: now)
+                _ = try? ImportParameters(w.parameters).resolve(requested: w.wrappingAlgorithm, now: now)
             }
         }
     }

@@ -11,6 +11,10 @@ public struct PeerCredentials: Sendable, CustomStringConvertible {
     public let userName: String
     let groups: Set<UInt32>
 
+    init(pid: Int32, uid: UInt32, gid: UInt32, userName: String, groups: Set<UInt32>) {
+        self.pid = pid; self.uid = uid; self.gid = gid; self.userName = userName; self.groups = groups
+    }
+
     init?(fd: Int32) {
         var p: pid_t = 0, u: uid_t = 0, g: gid_t = 0
         guard byok_peercred(fd, &p, &u, &g) == 0 else { return nil }

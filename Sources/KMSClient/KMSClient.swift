@@ -1,3 +1,4 @@
+import ByokAPI
 import CCurl
 import Foundation
 
@@ -120,31 +121,12 @@ public final class KMSClient: @unchecked Sendable {
 
 /// The KMS operations byokd uses.
 extension KMSClient {
-    public struct KeyMetadata: Sendable {
-        public var keyId: String
-        public var arn: String
-        public var keyState: String
-        public var keySpec: String?
-        public var keyUsage: String?
-        public var origin: String?
-        public var multiRegion: Bool?
-        init(_ j: [String: Any]) {
-            keyId = j["KeyId"] as? String ?? ""
-            arn = j["Arn"] as? String ?? ""
-            keyState = j["KeyState"] as? String ?? ""
-            keySpec = (j["KeySpec"] as? String) ?? (j["CustomerMasterKeySpec"] as? String)
-            keyUsage = j["KeyUsage"] as? String
-            origin = j["Origin"] as? String
-            multiRegion = j["MultiRegion"] as? Bool
-        }
-    }
-
-    public func createKey(spec: String, usage: String, multiRegion: Bool, description: String?, tags: [String: String]) throws -> KeyMetadata {
+    public func createKey(spec: String, usage: String, multiRegion: Bool, description: String?, tags: [String: String]) throws -> KMSKeyInfo {
         var req: [String: Any] = ["Origin": "EXTERNAL", "KeySpec": spec, "KeyUsage": usage, "MultiRegion": multiRegion]
         if let description { req["Description"] = description }
         if !tags.isEmpty { req["Tags"] = tags.sorted { $0.key < $1.key }.map { ["TagKey": $0.key, "TagValue": $0.value] } }
         let r = try call("CreateKey", req)
-        return KeyMetadata(r["KeyMetadata"] as? [String: Any] ?? [:])
+        return KMSKeyInfo(keyMetadata: r["KeyMetadata"] as? [String: Any] ?? [:])
     }
 
     public struct ImportParametersAnswer: Sendable {
@@ -180,8 +162,17 @@ extension KMSClient {
         _ = try call("ImportKeyMaterial", req)
     }
 
-    public func describeKey(keyId: String) throws -> KeyMetadata {
+    public func describeKey(keyId: String) throws -> KMSKeyInfo {
         let r = try call("DescribeKey", ["KeyId": keyId])
-        return KeyMetadata(r["KeyMetadata"] as? [String: Any] ?? [:])
+        return KMSKeyInfo(keyMetadata: r["KeyMetadata"] as? [String: Any] ?? [:])
+    }
+}
+
+extension KMSKeyInfo {
+    /// A key as KMS's `KeyMetadata` describes it (CreateKey, DescribeKey).
+    init(keyMetadata j: [String: Any]) {
+        self.init(keyId: j["KeyId"] as? String ?? "", arn: j["Arn"] as? String ?? "", keyState: j["KeyState"] as? String ?? "",
+                  keySpec: (j["KeySpec"] as? String) ?? (j["CustomerMasterKeySpec"] as? String), keyUsage: j["KeyUsage"] as? String,
+                  origin: j["Origin"] as? String, multiRegion: j["MultiRegion"] as? Bool)
     }
 }

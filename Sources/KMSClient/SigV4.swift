@@ -1,3 +1,4 @@
+import ByokAPI
 import COpenSSL
 import Foundation
 
@@ -15,18 +16,12 @@ public struct SigV4 {
         self.service = service
     }
 
-    static func sha256(_ d: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        d.withUnsafeBufferPointer { _ = SHA256($0.baseAddress, $0.count, &out) }
-        return out
-    }
     static func hmac(_ key: [UInt8], _ data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var len: UInt32 = 0
         _ = HMAC(EVP_sha256(), key, Int32(key.count), data, data.count, &out, &len)
         return out
     }
-    static func hex(_ d: [UInt8]) -> String { d.map { String(format: "%02x", $0) }.joined() }
 
     public static func amzDate(_ date: Date) -> String {
         var t = time_t(date.timeIntervalSince1970)
@@ -48,14 +43,14 @@ public struct SigV4 {
             .sorted { $0.key < $1.key }
         let signedHeaders = canonical.map(\.key).joined(separator: ";")
         let canonicalRequest = ["POST", path, "", canonical.map { "\($0.key):\($0.value)\n" }.joined(), signedHeaders,
-                                Self.hex(Self.sha256(body))].joined(separator: "\n")
+                                Digest.sha256(body).hex].joined(separator: "\n")
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = ["AWS4-HMAC-SHA256", amz, scope, Self.hex(Self.sha256(Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        let stringToSign = ["AWS4-HMAC-SHA256", amz, scope, Digest.sha256(Array(canonicalRequest.utf8)).hex].joined(separator: "\n")
         var key = Self.hmac(Array("AWS4\(credentials.secretAccessKey)".utf8), Array(day.utf8))
         key = Self.hmac(key, Array(region.utf8))
         key = Self.hmac(key, Array(service.utf8))
         key = Self.hmac(key, Array("aws4_request".utf8))
-        let signature = Self.hex(Self.hmac(key, Array(stringToSign.utf8)))
+        let signature = Self.hmac(key, Array(stringToSign.utf8)).hex
         all["Authorization"] = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return all
     }

@@ -42,6 +42,10 @@ public struct ReturnValue: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let keySizeRange = ReturnValue(CKR_KEY_SIZE_RANGE)
     public static let curveNotSupported = ReturnValue(CKR_CURVE_NOT_SUPPORTED)
     public static let templateInconsistent = ReturnValue(CKR_TEMPLATE_INCONSISTENT)
+    public static let keyHandleInvalid = ReturnValue(CKR_KEY_HANDLE_INVALID)
+    public static let objectHandleInvalid = ReturnValue(CKR_OBJECT_HANDLE_INVALID)
+    public static let wrappingKeyHandleInvalid = ReturnValue(CKR_WRAPPING_KEY_HANDLE_INVALID)
+    public static let domainParamsInvalid = ReturnValue(CKR_DOMAIN_PARAMS_INVALID)
 
     /// Codes after which a session or login is gone and must be re-established.
     public var meansSessionLost: Bool {

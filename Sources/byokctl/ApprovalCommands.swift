@@ -78,7 +78,7 @@ struct Audit: ParsableCommand {
                     }
                     return
                 }
-                let report = AuditVerifier.verify(data, sha256Hex: sha256Hex)
+                let report = AuditVerifier.verify(data)
                 if let broken = report.firstBroken {
                     let e = ByokError(.auditChainBroken, "the audit log is broken at line \(broken.line): \(broken.reason); the \(report.records) records before it are intact")
                     if options.json {

@@ -12,7 +12,7 @@ struct GlobalOptions: ParsableArguments {
     var json = false
 
     var socketPath: String {
-        socket ?? ProcessInfo.processInfo.environment["BYOKD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? DaemonClient.defaultSocket
+        socket ?? ProcessInfo.processInfo.environment["BYOKD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? ByokSocket.defaultPath
     }
 
     func client() -> DaemonClient { DaemonClient(socketPath: socketPath) }

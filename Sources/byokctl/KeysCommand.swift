@@ -26,7 +26,7 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate a key inside the token (sensitive, extractable only by wrapping).")
         @OptionGroup var options: GlobalOptions
         @Option(help: "Label of the new key (must not exist on the token).") var label: String
-        @Option(help: ArgumentHelp("AWS key spec: \(KeySpecName.allValueStrings.joined(separator: ", ")).", valueName: "spec")) var spec: String
+        @Option(help: ArgumentHelp("AWS key spec: \(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "spec")) var spec: String
 
         func run() {
             byokctl.run(options) {
@@ -39,9 +39,4 @@ struct Keys: ParsableCommand {
             }
         }
     }
-}
-
-enum KeySpecName {
-    static let allValueStrings = ["SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "RSA_2048", "RSA_3072", "RSA_4096",
-                                  "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"]
 }

@@ -1,19 +1,6 @@
 import ByokAPI
 import Foundation
 
-/// The operations byokd authorizes, as named in the configuration's `access` map.
-public enum Operation: String, CaseIterable, Sendable, Codable {
-    case status
-    case keysList = "keys.list"
-    case keysGenerate = "keys.generate"
-    case wrap
-    case selftest
-    case approve
-    case audit
-    case kmsImport = "kms.import"
-    case kmsCreateKey = "kms.create-key"
-}
-
 /// Who may do what, decided from the kernel's word about the peer (SO_PEERCRED), never from the
 /// request. Principals are `user:NAME`, `uid:N`, `group:NAME` or `gid:N`; a group matches the
 /// peer's primary group or any group the peer's user belongs to. An operation the configuration
@@ -31,8 +18,8 @@ public struct AccessPolicy: Sendable {
     public init(config: [String: [String]]?, socketGroup: UInt32?) throws {
         var rules: [Operation: [Principal]] = [:]
         for (name, principals) in config ?? [:] {
-            guard let op = Operation(rawValue: name) else {
-                throw ByokError(.badRequest, "unknown operation \"\(name)\" in access; known: \(Operation.allCases.map(\.rawValue).joined(separator: ", "))")
+            guard let op = Operation(rawValue: name), op.permission == op else {
+                throw ByokError(.badRequest, "unknown operation \"\(name)\" in access; known: \(Operation.permissions.map(\.rawValue).joined(separator: ", "))")
             }
             rules[op] = try principals.map(Self.parse)
         }

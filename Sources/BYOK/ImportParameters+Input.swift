@@ -1,0 +1,38 @@
+import ByokAPI
+import Foundation
+
+extension ImportParameters {
+    /// The parameters a request carries (`ParametersInput`): the AWS CLI JSON, the console ZIP, or
+    /// the two files, given exactly one way, with the key id and expiry the files may lack.
+    public init(_ input: ParametersInput) throws {
+        func bytes(_ b64: String, _ what: String) throws -> [UInt8] {
+            guard let d = Data(base64Encoded: b64) else { throw ByokError(.badRequest, "\(what) in the request is not base64") }
+            return [UInt8](d)
+        }
+        let given = [input.awsJSON != nil, input.zip != nil, input.publicKey != nil || input.importToken != nil].filter { $0 }.count
+        guard given == 1 else {
+            throw ByokError(.badRequest, given == 0 ? "no import parameters given: pass --params FILE.json|FILE.zip, or --public-key and --import-token"
+                                                    : "give the import parameters one way only: --params, or --public-key with --import-token")
+        }
+        if let j = input.awsJSON {
+            self = try ImportParameters.parse(awsJSON: try bytes(j, "awsJSON"))
+        } else if let z = input.zip {
+            self = try ImportParameters.parse(zip: try bytes(z, "zip"))
+        } else {
+            guard let pk = input.publicKey, let it = input.importToken else {
+                throw ByokError(.badRequest, "--public-key and --import-token go together; one of them is missing")
+            }
+            self = try ImportParameters.parse(publicKey: try bytes(pk, "publicKey"), importToken: try bytes(it, "importToken"))
+        }
+        if let id = input.kmsKeyId, !id.isEmpty {
+            if let known = kmsKeyId, known != id, !id.hasSuffix(known), !known.hasSuffix(id) {
+                throw ByokError(.paramsInvalid, "--kms-key-id \(id) differs from the key id in the parameters (\(known))")
+            }
+            kmsKeyId = kmsKeyId ?? id
+        }
+        if let v = input.validTo {
+            guard let d = Timestamp.parse(v) else { throw ByokError(.badRequest, "validTo \"\(v)\" is not an ISO 8601 time") }
+            if validTo == nil { validTo = d }
+        }
+    }
+}

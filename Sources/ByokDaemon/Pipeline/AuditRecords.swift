@@ -1,0 +1,81 @@
+import ByokAPI
+import Foundation
+
+/// The one place audit records are shaped: what a request names (so a failed request is still
+/// recorded with its key and algorithm), then what its outcome adds.
+enum AuditRecords {
+    static func peer(_ p: PeerCredentials) -> AuditRecord.Peer {
+        AuditRecord.Peer(uid: p.uid, gid: p.gid, pid: p.pid, user: p.userName)
+    }
+
+    /// A fresh record for an operation, "error" until an outcome says otherwise.
+    static func start(_ operation: String, requestId: String, peer: PeerCredentials?) -> AuditRecord {
+        var r = AuditRecord(time: Timestamp.string(Date()), requestId: requestId, operation: operation, result: "error")
+        r.peer = peer.map(Self.peer)
+        return r
+    }
+
+    /// What the request itself names.
+    static func describe(_ request: DaemonRequest, into r: inout AuditRecord) {
+        r.operation = request.operation.rawValue
+        switch request {
+        case .keysGenerate(let g):
+            r.key = .init(label: g.label, spec: g.spec)
+        case .wrap(let w):
+            r.key = .init(label: w.key)
+            r.wrappingAlgorithm = w.wrappingAlgorithm
+            r.kmsKeyId = w.parameters.kmsKeyId
+        case .kmsImport(let k):
+            r.key = .init(label: k.key)
+            r.wrappingAlgorithm = k.wrappingAlgorithm
+            r.kmsKeyId = k.kmsKeyId
+        case .wrapBatch(let b):
+            r.batchSize = b.entries.count
+        case .approve(let id), .requestPoll(let id):
+            r.approvalId = id
+        default: break
+        }
+    }
+
+    /// What the outcome adds; an error sets `result` and `errorCode`.
+    static func complete(_ r: inout AuditRecord, with result: Result<Outcome, ByokError>) {
+        switch result {
+        case .failure(let e):
+            r.result = e.code == .denied ? "denied" : "error"
+            r.errorCode = e.code.rawValue
+        case .success(let outcome):
+            r.result = "ok"
+            r.errorCode = nil
+            switch outcome {
+            case .generated(let k):
+                r.key = .init(k, spec: k.spec)
+            case .wrapped(let w):
+                describe(w.manifest, into: &r)
+            case .kmsImported(let k):
+                describe(k.wrap.manifest, into: &r)
+                if !k.kms.arn.isEmpty { r.kmsKeyId = k.kms.arn }
+            case .pending(let p):
+                r.result = "pending"
+                r.approvalId = p.id
+            default: break
+            }
+        }
+    }
+
+    private static func describe(_ m: Manifest, into r: inout AuditRecord) {
+        r.key = .init(m.key, spec: m.key.spec)
+        r.wrappingAlgorithm = m.wrappingAlgorithm
+        r.wrappingPublicKeySha256 = m.wrappingPublicKeySha256
+        r.kmsKeyId = m.kmsKeyId
+        r.encryptedKeyMaterialSha256 = m.encryptedKeyMaterialSha256
+    }
+
+    /// The record of one wrap: alone, approved, or one entry of a batch.
+    static func record(for request: DaemonRequest, result: Result<Outcome, ByokError>, requestId: String,
+                       peer: PeerCredentials?) -> AuditRecord {
+        var r = start(request.operation.rawValue, requestId: requestId, peer: peer)
+        describe(request, into: &r)
+        complete(&r, with: result)
+        return r
+    }
+}

@@ -1,0 +1,56 @@
+import ByokAPI
+
+/// Every operation byokd performs, by the one name used in the configuration (`access`,
+/// `twoPersonRule`), in authorization, in audit records and in docs/CONFIGURATION.md.
+public enum Operation: String, CaseIterable, Sendable, Codable {
+    case status
+    case keysList = "keys.list"
+    case keysGenerate = "keys.generate"
+    case wrap
+    /// Many wraps in one request; authorized as `wrap`.
+    case wrapBatch = "wrap.batch"
+    case selftest
+    case approve
+    /// The list of requests waiting for approval; authorized as `approve`.
+    case approvalsList = "approvals.list"
+    case audit
+    /// The audit log checked with the token's MAC key; authorized as `audit`.
+    case auditVerify = "audit.verify"
+    case kmsImport = "kms.import"
+    case kmsCreateKey = "kms.create-key"
+    /// A requester collecting the outcome of their own approved request: no access entry, the
+    /// kernel's uid must be the requester's.
+    case requestPoll = "request.poll"
+
+    /// The `access` entry that authorizes this operation; nil when only the requester may (poll).
+    public var permission: Operation? {
+        switch self {
+        case .wrapBatch: .wrap
+        case .approvalsList: .approve
+        case .auditVerify: .audit
+        case .requestPoll: nil
+        default: self
+        }
+    }
+
+    /// The names `access` takes.
+    public static var permissions: [Operation] { allCases.filter { $0.permission == $0 } }
+
+    /// Whether the two-person rule can hold this operation for a second operator.
+    public var canNeedApproval: Bool {
+        switch self {
+        case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey: true
+        case .wrapBatch, .approve, .approvalsList, .audit, .auditVerify, .requestPoll: false
+        }
+    }
+
+    /// The operations named by `twoPersonRule`, each checked.
+    static func twoPersonSet(_ names: [String]?) throws -> Set<Operation> {
+        Set(try (names ?? []).map { name in
+            guard let op = Operation(rawValue: name), op.canNeedApproval else {
+                throw ByokError(.badRequest, "twoPersonRule names \"\(name)\", which is not an operation that can need approval; those are \(allCases.filter(\.canNeedApproval).map(\.rawValue).joined(separator: ", "))")
+            }
+            return op
+        })
+    }
+}

@@ -1,0 +1,128 @@
+import BYOK
+import ByokAPI
+import Foundation
+import Logging
+import PKCS11
+
+/// The daemon's one connection to the HSM: the module, the selected token, and the pool of
+/// logged-in sessions. Its state is one value: connected to a token, or lost with the reason.
+final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `module` is used through sessions only
+    enum State: Sendable {
+        case connected(TokenInfo)
+        /// The token stopped answering (removed, logged out, sessions gone); the next request
+        /// reconnects.
+        case lost(reason: String)
+    }
+
+    let config: Configuration
+    let logger: Logger
+    let module: Module
+    let moduleDescription: String
+    private let pool: SessionPool
+    private let lock = NSLock()
+    private var state: State
+    private let reconnectLock = NSLock()
+    /// Called after every (re)connect: caches of handles made in the old sessions are void.
+    private let onConnect: @Sendable () -> Void
+
+    init(config: Configuration, logger: Logger, onConnect: @escaping @Sendable () -> Void) throws {
+        self.config = config
+        self.logger = logger
+        self.onConnect = onConnect
+        guard let source = config.module else {
+            throw ByokError(.tokenUnavailable, "no PKCS#11 module configured; give --module PATH|NAME (or use --dev for a SoftHSM dev token)")
+        }
+        do {
+            module = try Module(source, initArgs: config.initArgs)
+        } catch {
+            throw ByokError(.tokenUnavailable, "cannot load the PKCS#11 module \(source): \(error)")
+        }
+        moduleDescription = (try? module.info()).map { "\($0.description) (\($0.manufacturer)) \($0.version)" } ?? source
+        pool = SessionPool()
+        state = .lost(reason: "not connected yet")
+        try connect()
+    }
+
+    var current: State { lock.withLock { state } }
+
+    /// Selects the token, opens the session pool and logs in.
+    private func connect() throws {
+        let selector: TokenSelector
+        do { selector = try TokenSelector(config.token) } catch { throw ByokError(.badRequest, "\(error)") }
+        let (slot, info): (Slot, TokenInfo)
+        do { (slot, info) = try selector.select(in: module) } catch {
+            throw ByokError(.tokenUnavailable, "\(error)")
+        }
+        var sessions: [Session] = []
+        do {
+            for _ in 0..<config.resolvedSessions { sessions.append(try slot.openSession()) }
+        } catch {
+            throw ByokError(.tokenUnavailable, "cannot open sessions on token \"\(info.label)\": \(error)")
+        }
+        if info.loginRequired {
+            let pin = try loadPIN()
+            do { try sessions[0].login(pin) } catch let e as PKCS11Error {
+                throw ByokError(.tokenLoginFailed, "cannot log in to token \"\(info.label)\": \(TokenErrors.explain(e))")
+            }
+        }
+        onConnect()
+        lock.withLock { state = .connected(info) }
+        pool.fill(sessions)
+        logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)"])
+    }
+
+    private func loadPIN() throws -> PIN {
+        do {
+            if let file = config.pinFile { return try PIN(file: file) }
+            if let pin = try PIN.fromCredentials() { return pin }
+        } catch {
+            throw ByokError(.tokenLoginFailed, "\(error)")
+        }
+        throw ByokError(.tokenLoginFailed, "the token needs a PIN and none is configured: give --pin-file FILE or a systemd credential named \"pin\" (LoadCredential=pin:/etc/byokd/pin)")
+    }
+
+    /// The token, reconnecting first when it was lost (one thread at a time, and only if still needed).
+    @discardableResult
+    func connectedToken() throws -> TokenInfo {
+        if case .connected(let info) = current { return info }
+        return try reconnectLock.withLock {
+            if case .connected(let info) = current { return info }
+            pool.drain()
+            do {
+                try connect()
+                logger.notice("token reconnected")
+            } catch {
+                lock.withLock { state = .lost(reason: "\(error)") }
+                throw ByokError(.tokenUnavailable, "the token is unavailable: \(error)")
+            }
+            guard case .connected(let info) = current else { throw ByokError(.tokenUnavailable, "the token is unavailable") }
+            return info
+        }
+    }
+
+    /// Lends `body` a session of the pool (reconnecting first if the token was lost) and marks the
+    /// token lost when it says so (device removed, token absent, session gone, logged out). With
+    /// `retry`, an operation without side effects on the token is tried once more after reconnecting.
+    func withSession<R>(retry: Bool = false, _ body: (Session, TokenInfo) throws -> R) throws -> R {
+        do {
+            return try attempt(body)
+        } catch let e as PKCS11Error where retry && e.returnValue?.meansSessionLost == true {
+            logger.notice("retrying once after reconnecting", metadata: ["error": "\(e)"])
+            return try attempt(body)
+        }
+    }
+
+    private func attempt<R>(_ body: (Session, TokenInfo) throws -> R) throws -> R {
+        let token = try connectedToken()
+        return try pool.borrow { session in
+            do { return try body(session, token) } catch let e as PKCS11Error {
+                if let rv = e.returnValue, rv.meansSessionLost {
+                    lock.withLock { state = .lost(reason: "\(e)") }
+                    pool.drain()
+                    logger.warning("token lost; reconnecting on the next request", metadata: ["error": "\(e)"])
+                }
+                throw e
+            }
+        }
+    }
+}
