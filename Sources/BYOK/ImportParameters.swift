@@ -25,6 +25,48 @@ public struct ImportParameters: Sendable {
         self.kmsKeySpec = kmsKeySpec; self.source = source
     }
 
+    /// A wrapping key must be what AWS KMS issues, or the "wrap" can hand the key material to
+    /// anyone: with exponent 1 the ciphertext is the padded plaintext, with 3 and a short message
+    /// an integer cube root recovers it, and a modulus with a small factor is no RSA key at all.
+    /// AWS's wrapping keys (GetParametersForImport) are RSA_2048/3072/4096 with exponent 65537,
+    /// the exponent of every AWS KMS RSA key and FIPS 186-5's usual choice; nothing else is
+    /// accepted (docs/DESIGN.md, "Wrapping keys").
+    static func checkIsWhatAWSIssues(_ key: RSAPublicKey) throws {
+        let e = Array(key.publicExponent.drop { $0 == 0 })
+        guard e == [0x01, 0x00, 0x01] else {
+            let shown = e.count <= 8 ? String(e.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) : "a \(e.count * 8)-bit number"
+            throw ByokError(.wrappingKeyExponent, "the wrapping public key's exponent is \(shown), but AWS KMS wrapping keys use 65537; byokd refuses it, because a wrap under such a key may be readable without any private key — download the parameters from AWS KMS again")
+        }
+        if let p = smallFactor(of: key.modulus) {
+            throw ByokError(.wrappingKeyModulus, "the wrapping public key's modulus \(p == 2 ? "is even" : "is divisible by \(p)"), so it is no RSA key AWS KMS would issue; byokd refuses it — download the parameters from AWS KMS again")
+        }
+    }
+
+    /// The least prime below 1,000 that divides `n` (big-endian bytes), if any. Primes are taken
+    /// in groups whose product stays below 2^55, so one pass over `n` checks a whole group.
+    static func smallFactor(of n: [UInt8]) -> Int? {
+        for (product, primes) in primeGroups {
+            var r: UInt64 = 0
+            for b in n { r = (r << 8 | UInt64(b)) % product }
+            if let p = primes.first(where: { r % UInt64($0) == 0 }) { return p }
+        }
+        return nil
+    }
+
+    static let primeGroups: [(UInt64, [Int])] = {
+        let primes = (2..<1000).filter { n in (2..<n).prefix { $0 * $0 <= n }.allSatisfy { n % $0 != 0 } }
+        var groups: [(UInt64, [Int])] = []
+        for p in primes {
+            if let last = groups.last, last.0.multipliedReportingOverflow(by: UInt64(p)).partialValue < 1 << 55,
+               !last.0.multipliedReportingOverflow(by: UInt64(p)).overflow {
+                groups[groups.count - 1] = (last.0 * UInt64(p), last.1 + [p])
+            } else {
+                groups.append((UInt64(p), [p]))
+            }
+        }
+        return groups
+    }()
+
     /// Parameters checked and ready for the token.
     public struct Resolved: Sendable {
         public let parameters: ImportParameters
@@ -49,6 +91,7 @@ public struct ImportParameters: Sendable {
         guard WrappingKeySpec(bits: key.bits) != nil else {
             throw ByokError(.wrappingKeySize, "the wrapping public key is RSA-\(key.bits); AWS KMS wrapping keys are RSA_2048, RSA_3072 or RSA_4096 — is this the right file?")
         }
+        try Self.checkIsWhatAWSIssues(key)
         if let spec = wrappingKeySpec, spec.bits != key.bits {
             throw ByokError(.paramsInvalid, "the parameters say the wrapping key is \(spec.rawValue) but the public key is RSA-\(key.bits); the files do not belong together")
         }

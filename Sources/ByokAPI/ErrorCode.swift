@@ -15,6 +15,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case paramsZip = "PARAMS_ZIP"
     case wrappingKeyNotRSA = "WRAPPING_KEY_NOT_RSA"
     case wrappingKeySize = "WRAPPING_KEY_SIZE"
+    case wrappingKeyExponent = "WRAPPING_KEY_EXPONENT"
+    case wrappingKeyModulus = "WRAPPING_KEY_MODULUS"
     case algorithmUnknown = "ALGORITHM_UNKNOWN"
     case algorithmMissing = "ALGORITHM_MISSING"
     case algorithmRefused = "ALGORITHM_REFUSED"

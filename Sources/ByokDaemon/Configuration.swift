@@ -67,15 +67,11 @@ public struct Configuration: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ByokError(.inputUnreadable, "cannot read the configuration file \(path)")
         }
-        let allowed = Set(CodingKeys.allKeys)
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ByokError(.badRequest, "the configuration file \(path) is not a JSON object (see docs/CONFIGURATION.md)")
-        }
-        if let unknown = obj.keys.first(where: { !allowed.contains($0) }) {
-            throw ByokError(.badRequest, "the configuration file \(path) has an unknown setting \"\(unknown)\"; known: \(allowed.sorted().joined(separator: ", "))")
-        }
-        do { return try JSONDecoder().decode(Configuration.self, from: data) } catch {
-            throw ByokError(.badRequest, "the configuration file \(path) has a value of the wrong type (\(error))")
+        do { return try StrictJSON.decode(Configuration.self, from: [UInt8](data)) } catch let f as StrictJSON.Failure {
+            if f.problem == "is not a field this takes" {
+                throw ByokError(.badRequest, "the configuration file \(path) has an unknown setting \"\(f.path)\"; known: \(CodingKeys.allKeys.sorted().joined(separator: ", ")) (see docs/CONFIGURATION.md)")
+            }
+            throw ByokError(.badRequest, f.sentence("the configuration file \(path)") + " (see docs/CONFIGURATION.md)")
         }
     }
 

@@ -56,13 +56,11 @@ enum JSONCoding {
         return e
     }()
     static func encode<T: Encodable>(_ v: T) -> Data { (try? encoder.encode(v)) ?? Data("{}".utf8) }
+    /// Decodes a request body strictly (`StrictJSON`): unknown fields, repeated keys, wrong types
+    /// and trailing text are BAD_REQUEST naming the field.
     static func decode<T: Decodable>(_ t: T.Type, _ body: [UInt8]) throws -> T {
-        do { return try JSONDecoder().decode(t, from: Data(body)) } catch let DecodingError.keyNotFound(key, _) {
-            throw ByokError(.badRequest, "the request body lacks \"\(key.stringValue)\"")
-        } catch let DecodingError.typeMismatch(_, ctx) {
-            throw ByokError(.badRequest, "the request body has the wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw ByokError(.badRequest, "the request body is not the JSON this endpoint takes (see docs/API.md)")
+        do { return try StrictJSON.decode(t, from: body) } catch let f as StrictJSON.Failure {
+            throw ByokError(.badRequest, f.sentence("the request body") + " (see docs/API.md)")
         }
     }
 }

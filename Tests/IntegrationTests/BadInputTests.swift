@@ -53,6 +53,72 @@ final class BadInputTests: XCTestCase {
         try expectFailure(wrapArgs(p), code: "WRAPPING_KEY_SIZE", exit: 2, mentions: ["RSA-1024", "RSA_2048"])
     }
 
+    /// A DER SubjectPublicKeyInfo for an RSA key with any modulus and exponent (what a forger sends).
+    static func rsaSPKI(modulus: [UInt8], exponent: [UInt8]) -> Data {
+        func tlv(_ tag: UInt8, _ content: [UInt8]) -> [UInt8] {
+            let n = content.count
+            let len: [UInt8] = n < 128 ? [UInt8(n)] : n < 256 ? [0x81, UInt8(n)] : [0x82, UInt8(n >> 8), UInt8(n & 0xFF)]
+            return [tag] + len + content
+        }
+        func integer(_ v: [UInt8]) -> [UInt8] { tlv(0x02, (v.first ?? 0) & 0x80 != 0 ? [0] + v : v) }
+        let algorithm = tlv(0x30, [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01, 0x05, 0x00])
+        let key = tlv(0x30, integer(modulus) + integer(exponent))
+        return Data(tlv(0x30, algorithm + tlv(0x03, [0] + key)))
+    }
+
+    func testWrappingKeysThatAreNotWhatAWSIssuesAreRefusedBeforeTheTokenIsTouched() throws {
+        // Exponent 1: the "ciphertext" would be the padded plaintext. 2 and 3: recoverable without
+        // the private key for short messages. Each needs no private key at all.
+        var modulus = [UInt8](repeating: 0, count: 256)
+        for i in modulus.indices { modulus[i] = UInt8.random(in: 0...255) }
+        modulus[0] |= 0x80
+        modulus[255] |= 1
+        for e in [[UInt8(1)], [2], [3], [0x01, 0x00, 0x00, 0x01]] {
+            let p = params(AWSSide.cliJSON(publicKey: Self.rsaSPKI(modulus: modulus, exponent: e), importToken: AWSSide.randomImportToken()), "e\(e.count)-\(e[0]).json")
+            try expectFailure(wrapArgs(p), code: "WRAPPING_KEY_EXPONENT", exit: 2, mentions: ["65537"])
+        }
+        var even = modulus
+        even[255] &= 0xFE
+        let p = params(AWSSide.cliJSON(publicKey: Self.rsaSPKI(modulus: even, exponent: [1, 0, 1]), importToken: AWSSide.randomImportToken()), "even.json")
+        try expectFailure(wrapArgs(p), code: "WRAPPING_KEY_MODULUS", exit: 2, mentions: ["even"])
+        // A 2048-bit odd modulus that is a multiple of 7 (a real RSA modulus has no factor that small).
+        var m7 = modulus
+        func subtract(_ k: Int) {
+            var borrow = k
+            for i in stride(from: 255, through: 0, by: -1) where borrow > 0 {
+                let v = Int(m7[i]) - borrow
+                m7[i] = UInt8((v % 256 + 256) % 256)
+                borrow = v < 0 ? (255 - v) / 256 : 0
+            }
+        }
+        subtract(m7.reduce(0) { ($0 * 256 + Int($1)) % 7 })
+        if m7[255] & 1 == 0 { subtract(7) }
+        XCTAssertEqual(m7.reduce(0) { ($0 * 256 + Int($1)) % 7 }, 0)
+        XCTAssertEqual(m7[255] & 1, 1)
+        XCTAssertTrue(m7[0] & 0x80 != 0)
+        let p7 = params(AWSSide.cliJSON(publicKey: Self.rsaSPKI(modulus: m7, exponent: [1, 0, 1]), importToken: AWSSide.randomImportToken()), "m7.json")
+        try expectFailure(wrapArgs(p7), code: "WRAPPING_KEY_MODULUS", exit: 2, mentions: ["divisible by"])
+        // The audit log names none of these as a wrap that happened.
+        let log = try String(contentsOfFile: daemon.stateDir + "/audit.jsonl", encoding: .utf8)
+        XCTAssertFalse(log.contains("\"encryptedKeyMaterialSha256\""), "no wrap happened")
+    }
+
+    func testUnknownFieldsInARequestAreRefusedAndNothingIsMade() throws {
+        let r = try Tools.run("curl", ["-sS", "--unix-socket", daemon.socket, "-X", "POST", "-d",
+                                       #"{"label":"nx","spec":"SYMMETRIC_DEFAULT","extractable":false}"#, "http://byokd/v1/keys"])
+        XCTAssertTrue(r.out.contains("\"code\":\"BAD_REQUEST\""), r.out)
+        XCTAssertTrue(r.out.contains("extractable"), r.out)
+        let twice = try Tools.run("curl", ["-sS", "--unix-socket", daemon.socket, "-X", "POST", "-d",
+                                           #"{"label":"nx","spec":"SYMMETRIC_DEFAULT","label":"ny"}"#, "http://byokd/v1/keys"])
+        XCTAssertTrue(twice.out.contains("appears twice"), twice.out)
+        let comma = try Tools.run("curl", ["-sS", "--unix-socket", daemon.socket, "-X", "POST", "-d",
+                                           #"{"label":"nx","spec":"SYMMETRIC_DEFAULT",}"#, "http://byokd/v1/keys"])
+        XCTAssertTrue(comma.out.contains("BAD_REQUEST"), comma.out)
+        let keys = try daemon.ctl(["keys", "list", "--json"])
+        let labels = (keys.json?["keys"] as? [[String: Any]])?.compactMap { $0["label"] as? String } ?? []
+        XCTAssertEqual(labels, ["k"], "no key was made")
+    }
+
     func testAnECWrappingKeyIsRefused() throws {
         let ec = try AWSSide.keyPair(bits: 256, algorithm: "EC")
         let p = params(AWSSide.cliJSON(publicKey: ec.publicDER, importToken: AWSSide.randomImportToken()))
