@@ -44,7 +44,7 @@ public struct KeyStore {
     static let described: [AttributeType] = [.class, .keyType, .label, .id, .sensitive, .extractable, .valueLen,
                                              .modulusBits, .modulus, .publicExponent, .ecParams, .encrypt, .sign]
 
-    func load(_ handle: ObjectHandle) throws -> TokenKey {
+    public func load(_ handle: ObjectHandle) throws -> TokenKey {
         let v = try session.attributes(handle, Self.described)
         let cls = v.objectClass ?? .secretKey
         let kt = v.keyType ?? KeyType(rawValue: UInt.max)
@@ -62,7 +62,11 @@ public struct KeyStore {
     }
 
     /// A key by label or by `pkcs11:` URI (object= and/or id=; token attributes must name this token).
-    public func find(_ reference: String) throws -> TokenKey {
+    public func find(_ reference: String) throws -> TokenKey { try load(handle(of: reference)) }
+
+    /// The one secret or private key `reference` names: KEY_NOT_FOUND for none, KEY_AMBIGUOUS for
+    /// several. Searched on the token every time it is asked.
+    public func handle(of reference: String) throws -> ObjectHandle {
         var template: [Attribute] = [.token(true)]
         if reference.hasPrefix("pkcs11:") {
             let uri: PKCS11URI
@@ -84,7 +88,7 @@ public struct KeyStore {
         guard hits.count == 1 else {
             throw ByokError(.keyAmbiguous, "\(hits.count) keys match \"\(reference)\" on token \"\(token.label)\"; name one with a pkcs11: URI including its id=")
         }
-        return try load(hits[0])
+        return hits[0]
     }
 
     /// The key as `keys list` shows it, with its check value or public key hash computed on the token.

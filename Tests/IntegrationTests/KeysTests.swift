@@ -88,4 +88,27 @@ final class KeysTests: XCTestCase {
         let keys = try XCTUnwrap(try again.ctl(["keys", "list", "--json"]).json?["keys"] as? [[String: Any]])
         XCTAssertEqual(keys.first { $0["label"] as? String == "persist" }?["kcv"] as? String, kcv)
     }
+
+    func testALabelNamingTwoKeysIsAmbiguousEvenAfterByokdCachedIt() throws {
+        let (daemon, token) = try DaemonFixture.softHSM()
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "twice", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let params = daemon.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        func wrap(_ out: String) throws -> Tools.Result {
+            try daemon.ctl(["wrap", "--key", "twice", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", daemon.dir.file(out), "--json"])
+        }
+        XCTAssertEqual(try wrap("o1").code, 0, "the cache now holds \"twice\"")
+        // Another tool makes a second key with the same label.
+        try Tools.check("pkcs11-tool", ["--module", SoftHSM.module, "--token-label", token.label, "--login", "--pin", token.pin,
+                                        "--keygen", "--key-type", "AES:32", "--label", "twice", "--id", "0d0d",
+                                        "--sensitive", "--extractable"], environment: token.environment)
+        for out in ["o2", "o3"] {
+            let r = try wrap(out)
+            XCTAssertEqual(r.code, 2, r.out)
+            XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "KEY_AMBIGUOUS", r.out)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.dir.file(out)))
+        }
+        sleep(1)
+        XCTAssertEqual((try wrap("o4").json?["error"] as? [String: Any])?["code"] as? String, "KEY_AMBIGUOUS", "after the recheck interval too")
+    }
 }

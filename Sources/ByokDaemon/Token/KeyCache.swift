@@ -3,10 +3,11 @@ import ByokAPI
 import Foundation
 import PKCS11
 
-/// Token keys by the reference a request names (label or URI), so a wrap does not search the
-/// token, read attributes and compute a check value every time. A cached handle is used only
-/// while it still names the same object: after `recheckInterval` one C_GetAttributeValue confirms
-/// it, or the key is looked up again.
+/// Token keys by the reference a request names (label or URI), so a wrap does not read the key's
+/// attributes and compute its check value every time. The token is still searched on every use:
+/// the reference must name exactly one key (KEY_AMBIGUOUS otherwise, cached or not), and a cached
+/// entry is used only for the very object that search finds; once a second, one
+/// C_GetAttributeValue confirms the handle still holds that object's label, id and class.
 final class KeyCache: @unchecked Sendable {  // `entries` behind `lock`
     private struct Entry {
         let key: TokenKey
@@ -14,26 +15,25 @@ final class KeyCache: @unchecked Sendable {  // `entries` behind `lock`
         var checked: Date
     }
 
-    /// How long a cached key's handle is trusted without asking the token again. Handles of deleted
-    /// objects make C_WrapKey fail (and the entry is dropped); this bounds the window in which a
-    /// key deleted and replaced by another tool could be mistaken for the old one.
+    /// How long a cached handle's attributes are trusted without reading them again.
     static let recheckInterval: TimeInterval = 1
     private static let capacity = 256
 
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
 
-    /// The key `reference` names, from the cache when its handle still names the same object.
+    /// The one key `reference` names, its description from the cache when it is the same object.
     func key(_ reference: String, store: KeyStore, now: Date = Date()) throws -> (TokenKey, KeyInfo) {
-        if let hit = lock.withLock({ entries[reference] }) {
+        let handle = try store.handle(of: reference)
+        if let hit = lock.withLock({ entries[reference] }), hit.key.handle == handle {
             if now.timeIntervalSince(hit.checked) < Self.recheckInterval { return (hit.key, hit.info) }
-            if let v = try? store.session.attributes(hit.key.handle, [.label, .id, .class]),
+            if let v = try? store.session.attributes(handle, [.label, .id, .class]),
                v.string(.label) == hit.key.label, (v[.id] ?? []) == hit.key.id, v.objectClass == hit.key.objectClass {
                 lock.withLock { entries[reference]?.checked = now }
                 return (hit.key, hit.info)
             }
         }
-        let key = try store.find(reference)
+        let key = try store.load(handle)
         let info = store.info(key)
         lock.withLock {
             if entries.count >= Self.capacity { entries.removeAll() }
