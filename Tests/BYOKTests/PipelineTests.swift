@@ -25,19 +25,20 @@ final class PipelineTests: XCTestCase {
     }
 
     func testOperationNamesAreOneListForAccessTwoPersonRuleAndDocs() throws {
-        XCTAssertEqual(Operation.permissions.map(\.rawValue),
+        XCTAssertEqual(Operation.accessNames.map(\.rawValue),
                        ["status", "keys.list", "keys.generate", "wrap", "selftest", "approve", "audit", "kms.import", "kms.create-key"])
-        XCTAssertEqual(Operation.wrapBatch.permission, .wrap)
-        XCTAssertEqual(Operation.auditVerify.permission, .audit)
-        XCTAssertEqual(Operation.approvalsList.permission, .approve)
-        XCTAssertNil(Operation.requestPoll.permission)
+        XCTAssertEqual(Operation.wrapBatch.permissions, [.wrap])
+        XCTAssertEqual(Operation.auditVerify.permissions, [.audit])
+        XCTAssertEqual(Operation.approvalsList.permissions, [.approve])
+        XCTAssertEqual(Operation.kmsImport.permissions, [.kmsImport, .wrap], "importing wraps: it needs wrap too")
+        XCTAssertEqual(Operation.requestPoll.permissions, [])
         // `access` takes only the names that authorize.
         XCTAssertThrowsError(try AccessPolicy(config: ["wrap.batch": ["uid:0"]], socketGroup: nil))
         XCTAssertNoThrow(try AccessPolicy(config: ["kms.import": ["uid:0"]], socketGroup: nil))
         for bad in ["approve", "audit", "wrap.batch", "request.poll", "nonsense"] {
             XCTAssertThrowsError(try Operation.twoPersonSet([bad]), bad)
         }
-        XCTAssertEqual(try Operation.twoPersonSet(["wrap", "keys.generate"]), [.wrap, .keysGenerate])
+        XCTAssertEqual(try Operation.twoPersonSet(["wrap", "keys.generate"]), [.wrap, .keysGenerate, .kmsImport], "kms.import follows wrap")
         // Every name is documented.
         let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/CONFIGURATION.md")

@@ -53,6 +53,39 @@ final class CeremonyTests: XCTestCase {
         XCTAssertEqual(denied.first?["errorCode"] as? String, "DENIED")
     }
 
+    func testKMSImportNeedsTheRightToWrapAndIsAuditedWhenDenied() throws {
+        // nobody may kms.import but not wrap: importing releases key material as a wrap does.
+        let d = try daemon(", \"access\": {\"kms.import\": [\"uid:65534\"], \"wrap\": [\"uid:0\"]}")
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        mkdir(d.dir.file("nobody"), 0o777)
+        chmod(d.dir.file("nobody"), 0o777)
+        let out = d.dir.file("nobody/out")
+        let r = try ctlAs(Self.nobody, d, ["kms", "import", "--kms-key-id", "1234abcd-12ab-34cd-56ef-1234567890ab", "--key", "k",
+                                           "--out", out, "--json"])
+        XCTAssertEqual(r.code, 4, r.err)
+        XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "DENIED")
+        XCTAssertTrue(r.err.contains("wrap (which kms.import needs)"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        let denied = try auditRecords(d).filter { $0["result"] as? String == "denied" }
+        XCTAssertEqual(denied.map { $0["operation"] as? String }, ["kms.import"])
+        XCTAssertEqual((denied.first?["key"] as? [String: Any])?["label"] as? String, nil, "denied before the body is read")
+        XCTAssertEqual((denied.first?["peer"] as? [String: Any])?["uid"] as? Int, Int(Self.nobody))
+    }
+
+    func testAnUnknownOperationOrPrincipalInTheConfigurationIsRefusedAtStart() throws {
+        for access in [#"{"wrapp": ["uid:0"]}"#, #"{"wrap.batch": ["uid:0"]}"#, #"{"wrap": ["user:no-such-user-here"]}"#, #"{"wrap": ["someone"]}"#] {
+            let dir = TempDir("byokd-daemon")
+            let token = try SoftHSM.makeToken(in: dir, pin: Self.pin)
+            let config = dir.write("byokd.json", """
+                {"module": "\(SoftHSM.module)", "token": "\(token.label)", "pinFile": "\(token.pinFile)", "access": \(access)}
+                """)
+            let d = try DaemonFixture(arguments: ["--config", config], environment: token.environment, dir: dir, waitReady: false)
+            d.process.waitUntilExit()
+            XCTAssertNotEqual(d.process.terminationStatus, 0, access)
+            XCTAssertTrue(d.log.contains("access"), "\(access): \(d.log)")
+        }
+    }
+
     func testTheAccessListGrantsOperationsToNamedUsers() throws {
         let d = try daemon(", \"access\": {\"status\": [\"uid:0\", \"uid:65534\"], \"keys.list\": [\"user:nobody\"]}")
         XCTAssertEqual(try ctlAs(Self.nobody, d, ["status"]).code, 0)

@@ -18,8 +18,8 @@ public struct AccessPolicy: Sendable {
     public init(config: [String: [String]]?, socketGroup: UInt32?) throws {
         var rules: [Operation: [Principal]] = [:]
         for (name, principals) in config ?? [:] {
-            guard let op = Operation(rawValue: name), op.permission == op else {
-                throw ByokError(.badRequest, "unknown operation \"\(name)\" in access; known: \(Operation.permissions.map(\.rawValue).joined(separator: ", "))")
+            guard let op = Operation(rawValue: name), op.isPermission else {
+                throw ByokError(.badRequest, "unknown operation \"\(name)\" in access; known: \(Operation.accessNames.map(\.rawValue).joined(separator: ", "))")
             }
             rules[op] = try principals.map(Self.parse)
         }

@@ -22,19 +22,25 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     /// kernel's uid must be the requester's.
     case requestPoll = "request.poll"
 
-    /// The `access` entry that authorizes this operation; nil when only the requester may (poll).
-    public var permission: Operation? {
+    /// The `access` entries that must all let the caller do this operation; none for a poll, which
+    /// only the requester may make. Whatever releases key material needs `wrap`: `kms.import`
+    /// wraps too, so a user denied `wrap` cannot import instead.
+    public var permissions: [Operation] {
         switch self {
-        case .wrapBatch: .wrap
-        case .approvalsList: .approve
-        case .auditVerify: .audit
-        case .requestPoll: nil
-        default: self
+        case .wrapBatch: [.wrap]
+        case .approvalsList: [.approve]
+        case .auditVerify: [.audit]
+        case .kmsImport: [.kmsImport, .wrap]
+        case .requestPoll: []
+        default: [self]
         }
     }
 
+    /// Whether `access` takes this name.
+    public var isPermission: Bool { permissions.first == self }
+
     /// The names `access` takes.
-    public static var permissions: [Operation] { allCases.filter { $0.permission == $0 } }
+    public static var accessNames: [Operation] { allCases.filter(\.isPermission) }
 
     /// Whether the two-person rule can hold this operation for a second operator.
     public var canNeedApproval: Bool {
@@ -44,13 +50,15 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// The operations named by `twoPersonRule`, each checked.
+    /// The operations named by `twoPersonRule`, each checked; `kms.import` follows `wrap`.
     static func twoPersonSet(_ names: [String]?) throws -> Set<Operation> {
-        Set(try (names ?? []).map { name in
+        var set = Set(try (names ?? []).map { name in
             guard let op = Operation(rawValue: name), op.canNeedApproval else {
                 throw ByokError(.badRequest, "twoPersonRule names \"\(name)\", which is not an operation that can need approval; those are \(allCases.filter(\.canNeedApproval).map(\.rawValue).joined(separator: ", "))")
             }
             return op
         })
+        if set.contains(.wrap) { set.insert(.kmsImport) }
+        return set
     }
 }

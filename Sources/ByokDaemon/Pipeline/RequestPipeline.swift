@@ -59,12 +59,13 @@ final class RequestPipeline: Sendable {
         return response
     }
 
-    /// The caller, if the access list lets them do `operation`. A poll needs only an identity:
-    /// whether it is the requester's is checked against the request it names.
+    /// The caller, if the access list lets them do `operation` (every permission it needs). A poll
+    /// needs only an identity: whether it is the requester's is checked against the request.
     private func authorize(_ operation: Operation, _ peer: PeerCredentials?) throws -> PeerCredentials {
         guard let peer else { throw ByokError(.denied, "byokd could not learn who is calling (SO_PEERCRED failed); refusing") }
-        if let permission = operation.permission, !policy.allows(permission, peer) {
-            throw ByokError(.denied, "user \(peer.userName) (uid \(peer.uid)) may not \(permission.rawValue) on this byokd; ask its administrator to add you to the access list")
+        if let missing = operation.permissions.first(where: { !policy.allows($0, peer) }) {
+            let what = missing == operation ? missing.rawValue : "\(missing.rawValue) (which \(operation.rawValue) needs)"
+            throw ByokError(.denied, "user \(peer.userName) (uid \(peer.uid)) may not \(what) on this byokd; ask its administrator to add you to the access list")
         }
         return peer
     }
