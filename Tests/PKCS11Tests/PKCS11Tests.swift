@@ -121,7 +121,11 @@ final class PKCS11Tests: XCTestCase {
         login = try PIN(file: d.write("b", "123456\r\n"))
         XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
         XCTAssertThrowsError(try PIN(file: d.file("missing"))) { error in
-            XCTAssertTrue("\(error)".contains("cannot read PIN file"), "\(error)")
+            XCTAssertEqual("\(error)", "cannot read PIN file \(d.file("missing")): No such file or directory")
+        }
+        // The error is the read's, not what closing the file leaves in errno.
+        XCTAssertThrowsError(try PIN(file: d.path)) { error in
+            XCTAssertEqual("\(error)", "cannot read PIN file \(d.path): Is a directory")
         }
     }
 
