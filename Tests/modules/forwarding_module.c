@@ -37,10 +37,9 @@
  *                            names ("C_WrapKey C_Finalize", separated by spaces or
  *                            commas) whose entries in the returned function list are
  *                            NULL, as in a module that lacks them. Unknown names are
- *                            ignored. If the library is unloaded while the real
- *                            module is still initialised (C_Finalize was NULL), the
- *                            real module is finalized then, so the process can
- *                            initialise it again.
+ *                            ignored. When C_Finalize is among them, unloading the
+ *                            library finalizes a real module still initialised, so
+ *                            the process can initialise it again.
  *
  * FAULT FILE
  *   Read (under a mutex) at the start of every call except C_GetFunctionList,
@@ -838,6 +837,7 @@ static const struct {
 
 /* The list handed out: every entry, less those BYOK_TEST_NULL_FUNCTIONS names. */
 static CK_FUNCTION_LIST fw_function_list;
+static int g_finalize_on_unload; /* C_Finalize was handed out as NULL */
 
 static void null_entries(CK_FUNCTION_LIST *list, const char *names)
 {
@@ -866,16 +866,20 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
     const char *nulls = getenv("BYOK_TEST_NULL_FUNCTIONS");
     if (nulls != NULL)
         null_entries(&fw_function_list, nulls);
+    g_finalize_on_unload = fw_function_list.C_Finalize == NULL;
     *ppFunctionList = &fw_function_list;
     return CKR_OK;
 }
 
-/* A caller that never called C_Finalize (because it was NULL) leaves the real module
- * initialised; finalize it when this library goes, so the process can initialise it again. */
+/* A caller that could not call C_Finalize (it was NULL) leaves the real module initialised;
+ * finalize it when this library is unloaded, so the process can initialise it again. Only
+ * then: at process exit the real module may already have run its own destructors. */
 __attribute__((destructor))
 static void fw_unload(void)
 {
-    if (g_real != NULL && g_real->C_Finalize != NULL)
+    if (!g_finalize_on_unload || g_real == NULL)
+        return;
+    if (g_real->C_Finalize != NULL)
         g_real->C_Finalize(NULL);
     unload_real_module();
 }
