@@ -31,8 +31,12 @@ let package = Package(
         // Linux socket calls glibc hides behind _GNU_SOURCE (SO_PEERCRED, accept4).
         .target(name: "CByokSys"),
 
+        // Blocking I/O calls made one way: EINTR retried, short reads and writes continued, errno
+        // captured at once.
+        .target(name: "Posix"),
+
         // Typed PKCS#11: modules, slots, sessions, attributes, mechanisms. Knows nothing of AWS.
-        .target(name: "PKCS11", dependencies: ["CPKCS11"]),
+        .target(name: "PKCS11", dependencies: ["CPKCS11", "Posix"]),
         // The BYOK domain: key specs, wrapping algorithms, import parameters, on-token wrap.
         .target(name: "BYOK", dependencies: [
             "PKCS11", "COpenSSL", "ByokAPI", "CZlib",
@@ -43,11 +47,11 @@ let package = Package(
         .target(name: "ByokAPI", dependencies: ["COpenSSL"]),
         // The daemon: Unix socket, HTTP/1.1 framing, routing, token service, configuration.
         .target(name: "ByokDaemon", dependencies: [
-            "BYOK", "PKCS11", "ByokAPI", "CByokSys", "KMSClient",
+            "BYOK", "PKCS11", "ByokAPI", "CByokSys", "KMSClient", "Posix",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The client side: talks to the socket, reads operator files, writes outputs atomically.
-        .target(name: "ByokClient", dependencies: ["ByokAPI", "COpenSSL"]),
+        .target(name: "ByokClient", dependencies: ["ByokAPI", "COpenSSL", "Posix"]),
 
         .executableTarget(name: "byokd", dependencies: [
             "ByokDaemon",
@@ -62,8 +66,9 @@ let package = Package(
         // The fuzz target (libFuzzer with -DFUZZING, see scripts/fuzz); without it, a corpus replayer.
         .executableTarget(name: "byokd-fuzz", dependencies: ["ByokDaemon"]),
         // The benchmark: byokd against a raw C_WrapKey loop on the same token (README, "Performance").
-        .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient"]),
+        .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient", "Posix"]),
 
+        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
         .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),

@@ -16,16 +16,13 @@ typedef struct byok_rsa_aes_key_wrap_params {
     CK_RSA_PKCS_OAEP_PARAMS *pOAEPParams;
 } BYOK_RSA_AES_KEY_WRAP_PARAMS;
 
-// dlopen a module and fetch its function list. Returns NULL on failure (dlerror() says why).
-static inline CK_FUNCTION_LIST_PTR byok_p11_load(const char *path, void **handle_out) {
+// dlopen a module and look up its C_GetFunctionList, which Swift then calls through Module.call's
+// helper. Returns NULL on failure (dlerror() says why).
+static inline CK_C_GetFunctionList byok_p11_open(const char *path, void **handle_out) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     *handle_out = h;
     if (h == NULL) return NULL;
-    CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList");
-    if (get == NULL) return NULL;
-    CK_FUNCTION_LIST_PTR list = NULL;
-    if (get(&list) != CKR_OK) return NULL;
-    return list;
+    return (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList");
 }
 
 // Wipes memory in a way the optimizer may not remove (PIN buffers).

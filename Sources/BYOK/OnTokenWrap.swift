@@ -57,11 +57,4 @@ public struct OnTokenWrap {
             return wrappedEphemeral + wrappedTarget
         }
     }
-
-    /// Creates the wrapping key, wraps, destroys the wrapping key.
-    public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingPublicKey: RSAPublicKey) throws -> [UInt8] {
-        let pub = try createWrappingKey(wrappingPublicKey)
-        defer { try? session.destroyObject(pub) }
-        return try wrap(key: key, with: algorithm, route: route, wrappingKey: pub)
-    }
 }

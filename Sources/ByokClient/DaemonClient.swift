@@ -1,5 +1,6 @@
 import ByokAPI
 import Foundation
+import Posix
 
 /// Talks HTTP/1.1 to byokd over its Unix socket, one connection kept alive for the client's life.
 public final class DaemonClient {
@@ -58,16 +59,10 @@ public final class DaemonClient {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                // The daemon may answer (413) and close before reading a large body: read its answer.
-                if errno == EPIPE || errno == ECONNRESET { return }
-                throw ByokError(.daemonUnreachable, "lost the connection to byokd: \(String(cString: strerror(errno)))")
-            }
-            off += n
+        do { try Posix.sendAll(fd, bytes) } catch {
+            // The daemon may answer (413) and close before reading a large body: read its answer.
+            if error.code == EPIPE || error.code == ECONNRESET { return }
+            throw ByokError(.daemonUnreachable, "lost the connection to byokd: \(error.message)")
         }
     }
 
@@ -75,11 +70,13 @@ public final class DaemonClient {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n < 0 && errno == EINTR { return }
-        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+        let n: Int
+        do { n = try Posix.receive(fd, into: &chunk) } catch where error.code == EAGAIN || error.code == EWOULDBLOCK {
+            // SO_RCVTIMEO ran out.
             close(fd); fd = -1
             throw ByokError(.daemonUnreachable, "byokd did not answer within \(Int(timeout)) seconds")
+        } catch {
+            n = -1
         }
         if n <= 0 {
             close(fd); fd = -1

@@ -1,5 +1,6 @@
 import ByokAPI
 import Foundation
+import Posix
 
 /// Writes the files AWS takes, each atomically: a temporary file in the same directory, fsync,
 /// rename, fsync of the directory. A crash leaves the old file or the new one, never half of one.
@@ -37,28 +38,26 @@ public enum Outputs {
     /// Writes `data` to `directory/name` atomically, mode 0600.
     public static func writeAtomically(_ data: Data, directory: String, name: String) throws {
         var template = Array("\(directory)/.\(name).XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw ByokError(.outputUnwritable, "cannot create a file in \(directory): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try Posix.retrying("mkstemp") { template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) } } } catch {
+            throw ByokError(.outputUnwritable, "cannot create a file in \(directory): \(error.message)")
+        }
         let tmp = String(cString: template)
-        var ok = fchmod(fd, 0o600) == 0
-        ok = ok && data.withUnsafeBytes { raw -> Bool in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                off += n
-            }
-            return true
+        let written = Result { () throws(Errno) in
+            try Posix.retrying("fchmod") { fchmod(fd, 0o600) }
+            try Posix.writeAll(fd, [UInt8](data))
+            try Posix.retrying("fsync") { fsync(fd) }
         }
-        ok = ok && fsync(fd) == 0
-        let err = errno
         close(fd)
-        guard ok, rename(tmp, "\(directory)/\(name)") == 0 else {
+        let renamed = written.flatMap { Result { () throws(Errno) in try Posix.retrying("rename") { rename(tmp, "\(directory)/\(name)") } } }
+        if case .failure(let e) = renamed {
             unlink(tmp)
-            throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(String(cString: strerror(ok ? errno : err)))")
+            throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(e.message)")
         }
-        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
+        if let dfd = try? Posix.retrying("open", { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }) {
+            _ = try? Posix.retrying("fsync") { fsync(dfd) }
+            close(dfd)
+        }
     }
 
     /// Reads an operator's input file, with a clear error.

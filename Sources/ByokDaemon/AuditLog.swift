@@ -1,6 +1,7 @@
 import BYOK
 import ByokAPI
 import Foundation
+import Posix
 
 /// The append-only audit log (JSON Lines, hash-chained). A record is written and fsync'd before
 /// the answer it describes goes out; a request whose record cannot be written is refused.
@@ -16,8 +17,9 @@ public final class AuditLog: @unchecked Sendable {
         self.path = path
         let dir = PathName.parent(path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ByokError(.internal, "cannot open the audit log \(path): \(String(cString: strerror(errno)))") }
+        do { fd = try Posix.retrying("open") { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) } } catch {
+            throw ByokError(.internal, "cannot open the audit log \(path): \(error.message)")
+        }
         // Continue the chain from the last record on disk.
         head = Self.genesis
         seq = 0
@@ -31,7 +33,7 @@ public final class AuditLog: @unchecked Sendable {
             }
             if data.last != UInt8(ascii: "\n") {
                 // A torn last line (crash mid-write) would break the chain: end it so the next record starts clean.
-                _ = "\n".withCString { write(fd, $0, 1) }
+                try? Posix.writeAll(fd, [UInt8(ascii: "\n")])
             }
         }
     }
@@ -40,15 +42,14 @@ public final class AuditLog: @unchecked Sendable {
 
     /// The last `bytes` of the file (a record is far smaller).
     static func tail(fd: Int32, path: String, bytes: Int) -> [UInt8] {
-        let rfd = open(path, O_RDONLY | O_CLOEXEC)
-        guard rfd >= 0 else { return [] }
+        guard let rfd = try? Posix.retrying("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return [] }
         defer { close(rfd) }
         let size = Int(lseek(rfd, 0, SEEK_END))
         guard size > 0 else { return [] }
         let start = max(0, size - bytes)
         var out = [UInt8](repeating: 0, count: size - start)
-        let n = out.withUnsafeMutableBytes { pread(rfd, $0.baseAddress, $0.count, off_t(start)) }
-        return n > 0 ? Array(out.prefix(n)) : []
+        let n = (try? Posix.readAll(rfd, into: &out, at: off_t(start))) ?? 0
+        return Array(out.prefix(n))
     }
 
     /// Appends a record (filling seq and prev) and returns once it is on disk.
@@ -84,16 +85,9 @@ public final class AuditLog: @unchecked Sendable {
             bytes += line
             bytes.append(UInt8(ascii: "\n"))
         }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                lock.unlock()
-                throw ByokError(.internal, "cannot write the audit log \(path): \(String(cString: strerror(e)))")
-            }
-            off += n
+        do { try Posix.writeAll(fd, bytes) } catch {
+            lock.unlock()
+            throw ByokError(.internal, "cannot write the audit log \(path): \(error.message)")
         }
         seq = newSeq
         head = newHead
@@ -108,13 +102,12 @@ public final class AuditLog: @unchecked Sendable {
             syncing = true
             lock.lock(); let target = written; lock.unlock()
             synced_.unlock()
-            let ok = fdatasync(fd) == 0
-            let e = errno
+            let sync = Result { () throws(Errno) in try Posix.retrying("fdatasync") { fdatasync(fd) } }
             synced_.lock()
             syncing = false
-            if ok { synced = max(synced, target) }
+            if case .success = sync { synced = max(synced, target) }
             synced_.broadcast()
-            if !ok { throw ByokError(.internal, "cannot sync the audit log \(path): \(String(cString: strerror(e)))") }
+            if case .failure(let e) = sync { throw ByokError(.internal, "cannot sync the audit log \(path): \(e.message)") }
         }
     }
 

@@ -2,6 +2,7 @@ import ByokAPI
 import Foundation
 import Logging
 import PKCS11
+import Posix
 
 /// The embedded default: a SoftHSM2 token kept in `<state dir>/dev-token`, made on first start,
 /// with a random user PIN in `<state dir>/dev-token/pin` (mode 0600). For trying byokd and for
@@ -21,13 +22,20 @@ enum DevToken {
         setenv("SOFTHSM2_CONF", conf, 1)
         let pinPath = dir + "/pin"
         if !fm.fileExists(atPath: pinPath) {
-            var pin = randomDigits(16)
-            let fd = open(pinPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ByokError(.tokenError, "cannot create the dev token PIN file \(pinPath): \(String(cString: strerror(errno)))") }
-            _ = pin.withUTF8 { write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-            close(fd)
-            pin = ""
+            var pin = Array(randomDigits(16).utf8)
+            defer { for i in pin.indices { pin[i] = 0 } }
+            let fd: Int32
+            do { fd = try Posix.retrying("open") { open(pinPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) } } catch {
+                throw ByokError(.tokenError, "cannot create the dev token PIN file \(pinPath): \(error.message)")
+            }
+            defer { close(fd) }
+            do throws(Errno) {
+                try Posix.writeAll(fd, pin)
+                try Posix.retrying("fsync") { fsync(fd) }
+            } catch {
+                unlink(pinPath)  // a partial PIN file would be taken for the PIN on the next start
+                throw ByokError(.tokenError, "cannot write the dev token PIN file \(pinPath): \(error.message)")
+            }
         }
         guard let module = config.module ?? modulePaths.first(where: { fm.fileExists(atPath: $0) }) else {
             throw ByokError(.tokenUnavailable, "the dev token needs SoftHSM2 (`apt-get install softhsm2`); no libsofthsm2.so found in \(modulePaths.joined(separator: ", "))")
@@ -66,8 +74,10 @@ enum DevToken {
 
     static func randomDigits(_ n: Int) -> String {
         var bytes = [UInt8](repeating: 0, count: n)
-        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { _ = read(fd, &bytes, n); close(fd) }
+        if let fd = try? Posix.retrying("open", { open("/dev/urandom", O_RDONLY | O_CLOEXEC) }) {
+            _ = try? Posix.readAll(fd, into: &bytes)
+            close(fd)
+        }
         return String(bytes.map { Character(String($0 % 10)) })
     }
 }

@@ -1,5 +1,6 @@
 import ByokAPI
 import Foundation
+import Posix
 
 /// A parsed HTTP/1.1 request. byokd speaks only what curl and byokctl send: a request line,
 /// headers, and a body framed by Content-Length.
@@ -147,18 +148,19 @@ struct HTTPReader {
     private mutating func fill(deadline: Date, idle: Bool) throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
         // Most requests are already there: try once without waiting.
-        let ready = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-        if ready > 0 { buffer.append(contentsOf: chunk[0..<ready]); return }
-        if ready == 0 { throw ReadError.closed }
+        if let ready = try? Posix.receive(fd, into: &chunk, flags: Int32(MSG_DONTWAIT)) {
+            if ready == 0 { throw ReadError.closed }
+            buffer.append(contentsOf: chunk[0..<ready])
+            return
+        }
         while true {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 { throw idle && buffer.isEmpty ? ReadError.closed : ReadError.timeout }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&pfd, 1, Int32(min(remaining * 1000, 1000)) + 1)
-            if r < 0 { if errno == EINTR { continue }; throw ReadError.closed }
+            guard let r = try? Posix.retrying("poll", { poll(&pfd, 1, Int32(min(remaining * 1000, 1000)) + 1) }) else { throw ReadError.closed }
             if r == 0 { continue }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; throw ReadError.closed }
+            let n: Int
+            do { n = try Posix.receive(fd, into: &chunk) } catch where error.code == EAGAIN { continue } catch { throw ReadError.closed }
             if n == 0 { throw ReadError.closed }
             buffer.append(contentsOf: chunk[0..<n])
             return
@@ -166,12 +168,7 @@ struct HTTPReader {
     }
 }
 
+/// Sends all of `bytes` on a connection; false when the client went away.
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var off = 0
-    while off < bytes.count {
-        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-        if n < 0 { if errno == EINTR { continue }; return false }
-        off += n
-    }
-    return true
+    (try? Posix.sendAll(fd, bytes)) != nil
 }

@@ -2,6 +2,7 @@ import ByokAPI
 import CByokSys
 import Foundation
 import Logging
+import Posix
 
 /// A Unix stream socket server: one thread per connection, bounded in number, each reading
 /// HTTP/1.1 requests with size and time limits. A connection's error is logged and never stops
@@ -32,8 +33,10 @@ final class SocketServer: @unchecked Sendable {
 
     /// Binds `path` (replacing a stale socket file, never another kind of file) with `mode`.
     static func bind(path: String, mode: mode_t) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ByokError(.internal, "socket(): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try Posix.retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) } } catch {
+            throw ByokError(.internal, "socket(): \(error.message)")
+        }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else {
@@ -47,19 +50,21 @@ final class SocketServer: @unchecked Sendable {
         let dir = PathName.parent(path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         let old = umask(0o177)
-        let bound = UnixSocketAddress.with(path) { Glibc.bind(fd, $0, $1) }
+        let bound = UnixSocketAddress.with(path) { sa, len in Result { () throws(Errno) in try Posix.retrying("bind") { Glibc.bind(fd, sa, len) } } }
         umask(old)
-        guard let rc = bound else {
+        guard let bound else {
             close(fd)
             throw ByokError(.badRequest, "socket path \(path) is longer than a Unix socket path may be (107 bytes)")
         }
-        guard rc == 0 else {
-            let e = errno
+        if case .failure(let e) = bound {
             close(fd)
-            throw ByokError(.internal, "cannot bind \(path): \(String(cString: strerror(e)))")
+            throw ByokError(.internal, "cannot bind \(path): \(e.message)")
         }
         chmod(path, mode)
-        guard listen(fd, 128) == 0 else { close(fd); throw ByokError(.internal, "listen(): \(String(cString: strerror(errno)))") }
+        do { try Posix.retrying("listen") { listen(fd, 128) } } catch {
+            close(fd)
+            throw ByokError(.internal, "listen(): \(error.message)")
+        }
         return fd
     }
 
@@ -88,23 +93,21 @@ final class SocketServer: @unchecked Sendable {
     func run() {
         while true {
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
+            let ready = Result { () throws(Errno) in try Posix.retrying("poll") { poll(&fds, 2, -1) } }
             lock.lock(); let s = stopping; lock.unlock()
             if s || fds[1].revents != 0 { return }
-            if ready < 0 {
-                if errno == EINTR { continue }
-                logger.critical("poll on the listening socket failed", metadata: ["errno": "\(String(cString: strerror(errno)))"])
+            if case .failure(let e) = ready {
+                logger.critical("poll on the listening socket failed", metadata: ["errno": "\(e.message)"])
                 return
             }
-            let fd = byok_accept_cloexec(listenFD)
-            if fd < 0 {
-                let e = errno
-                if e == EINTR || e == ECONNABORTED || e == EAGAIN { continue }
-                if e == EBADF || e == ENOTSOCK || e == EINVAL {
-                    logger.critical("the listening socket is unusable; stopping", metadata: ["errno": "\(String(cString: strerror(e)))"])
+            let fd: Int32
+            do { fd = try Posix.retrying("accept4") { byok_accept_cloexec(listenFD) } } catch {
+                if error.code == ECONNABORTED || error.code == EAGAIN { continue }
+                if error.code == EBADF || error.code == ENOTSOCK || error.code == EINVAL {
+                    logger.critical("the listening socket is unusable; stopping", metadata: ["errno": "\(error.message)"])
                     return
                 }
-                logger.error("accept failed", metadata: ["errno": "\(String(cString: strerror(e)))"])
+                logger.error("accept failed", metadata: ["errno": "\(error.message)"])
                 usleep(10_000)
                 continue
             }

@@ -4,9 +4,6 @@
 #include <malloc.h>
 #include "byok_sys.h"
 
-#include <sys/mman.h>
-int byok_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
-
 void byok_limit_malloc_arenas(int n) { mallopt(M_ARENA_MAX, n); }
 
 int byok_peercred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {

@@ -24,10 +24,14 @@ public final class Module: @unchecked Sendable {
         let path = try Module.resolve(source)
         self.path = path
         var h: UnsafeMutableRawPointer?
-        guard let list = byok_p11_load(path, &h) else {
+        guard let getFunctionList = byok_p11_open(path, &h) else {
             let why = dlerror().map { String(cString: $0) } ?? "C_GetFunctionList failed"
             if let h { dlclose(h) }
             throw PKCS11Error.moduleLoad("\(path): \(why)")
+        }
+        guard let list = Module.functionList(getFunctionList) else {
+            if let h { dlclose(h) }
+            throw PKCS11Error.moduleLoad("\(path): C_GetFunctionList failed")
         }
         self.handle = h
         self.functions = list
@@ -35,21 +39,27 @@ public final class Module: @unchecked Sendable {
         var args = CK_C_INITIALIZE_ARGS()
         args.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
         args.pReserved = UnsafeMutableRawPointer(initString)
-        let rv = withUnsafeMutablePointer(to: &args) { p in
-            functions.pointee.C_Initialize(UnsafeMutableRawPointer(p))
-        }
         // A throwing init of a fully initialised class still runs deinit: it finalizes only
         // what was initialized, and unloads.
-        guard rv == CKR_OK else { throw PKCS11Error.call(function: "C_Initialize", rv: ReturnValue(rv)) }
+        try withUnsafeMutablePointer(to: &args) { p in
+            try call(.initialize, \.C_Initialize) { $0(UnsafeMutableRawPointer(p)) }
+        }
         initialized = true
     }
 
     private var initialized = false
 
     deinit {
-        if initialized { _ = functions.pointee.C_Finalize(nil) }
+        if initialized { try? call(.finalize, \.C_Finalize) { $0(nil) } }
         free(initString)
         if let handle { dlclose(handle) }
+    }
+
+    /// `C_GetFunctionList`, through the same helper as every other call; nil if it fails.
+    private static func functionList(_ get: CK_C_GetFunctionList) -> UnsafeMutablePointer<CK_FUNCTION_LIST>? {
+        var list: UnsafeMutablePointer<CK_FUNCTION_LIST>?
+        do { try check(.getFunctionList, invoke(.getFunctionList, get) { $0(&list) }) } catch { return nil }
+        return list
     }
 
     static func resolve(_ source: String) throws -> String {
@@ -74,27 +84,40 @@ public final class Module: @unchecked Sendable {
         throw PKCS11Error.moduleLoad("p11-kit has no module named \"\(source)\" (registered: \(names.sorted().joined(separator: ", ")))")
     }
 
-    /// Every C call goes through here: the function pointer is fetched, a missing one is
-    /// `CKR_FUNCTION_NOT_SUPPORTED`, and any result but `CKR_OK` is thrown with the function name.
+    /// Every C call goes through here: the function pointer is fetched from the function list,
+    /// a missing one is `CKR_FUNCTION_NOT_SUPPORTED`, and any result but `CKR_OK` is thrown with
+    /// the function's name (unless it is one of `accepting`). `function` names the field `entry`
+    /// reads.
     @inline(__always)
-    func call<F>(_ name: String, _ fn: KeyPath<CK_FUNCTION_LIST, F?>, _ invoke: (F) -> CK_RV) throws {
-        let rv = try callRV(name, fn, invoke)
-        if rv != CKR_OK { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+    func call<F>(_ function: Function, _ entry: KeyPath<CK_FUNCTION_LIST, F?>, accepting: Set<CK_RV> = [],
+                 _ invoke: (F) -> CK_RV) throws {
+        try Module.check(function, callRV(function, entry, invoke), accepting: accepting)
     }
 
     /// Like `call`, but hands back the return value for callers that accept more than `CKR_OK`.
     @inline(__always)
-    func callRV<F>(_ name: String, _ fn: KeyPath<CK_FUNCTION_LIST, F?>, _ invoke: (F) -> CK_RV) throws -> CK_RV {
-        guard let f = functions.pointee[keyPath: fn] else {
-            throw PKCS11Error.call(function: name, rv: .functionNotSupported)
-        }
+    func callRV<F>(_ function: Function, _ entry: KeyPath<CK_FUNCTION_LIST, F?>, _ invoke: (F) -> CK_RV) throws -> CK_RV {
+        try Module.invoke(function, functions.pointee[keyPath: entry], invoke)
+    }
+
+    /// The one place a PKCS#11 function pointer is called (`C_GetFunctionList`, before there is
+    /// a function list, comes straight here): NULL is thrown as `CKR_FUNCTION_NOT_SUPPORTED`.
+    @inline(__always)
+    static func invoke<F>(_ function: Function, _ pointer: F?, _ invoke: (F) -> CK_RV) throws -> CK_RV {
+        guard let f = pointer else { throw PKCS11Error.call(function: function, rv: .functionNotSupported) }
         return invoke(f)
+    }
+
+    /// Throws `rv` with the function's name unless it is `CKR_OK` or one of `accepting`.
+    @inline(__always)
+    static func check(_ function: Function, _ rv: CK_RV, accepting: Set<CK_RV> = []) throws {
+        if rv != CKR_OK && !accepting.contains(rv) { throw PKCS11Error.call(function: function, rv: ReturnValue(rv)) }
     }
 
     /// `C_GetInfo`: the library description and manufacturer.
     public func info() throws -> (description: String, manufacturer: String, version: String) {
         var info = CK_INFO()
-        try call("C_GetInfo", \.C_GetInfo) { $0(&info) }
+        try call(.getInfo, \.C_GetInfo) { $0(&info) }
         return (padded(info.libraryDescription), padded(info.manufacturerID),
                 "\(info.libraryVersion.major).\(info.libraryVersion.minor)")
     }
@@ -103,9 +126,9 @@ public final class Module: @unchecked Sendable {
     public func slots(tokenPresent: Bool = true) throws -> [Slot] {
         var count: CK_ULONG = 0
         let present = CK_BBOOL(tokenPresent ? CK_TRUE : CK_FALSE)
-        try call("C_GetSlotList", \.C_GetSlotList) { $0(present, nil, &count) }
+        try call(.getSlotList, \.C_GetSlotList) { $0(present, nil, &count) }
         var ids = [CK_SLOT_ID](repeating: 0, count: Int(count))
-        try call("C_GetSlotList", \.C_GetSlotList) { $0(present, &ids, &count) }
+        try call(.getSlotList, \.C_GetSlotList) { $0(present, &ids, &count) }
         return ids.prefix(Int(count)).map { Slot(module: self, id: $0) }
     }
 }

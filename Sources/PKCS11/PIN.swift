@@ -1,5 +1,6 @@
 import CPKCS11
 import Foundation
+import Posix
 
 /// A user PIN. It never prints, is never logged, and is wiped after use (`Session.login` wipes it).
 ///
@@ -33,18 +34,16 @@ public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @
 
     /// Reads a PIN file with `open`/`read` (no intermediate String copies).
     public convenience init(file path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw LoadError.unreadable(path: path, errno: errno) }
-        defer { close(fd) }
         var raw = [UInt8](repeating: 0, count: 258)
-        var n = 0
-        while n < raw.count {
-            let r = raw.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
-            if r < 0 { if errno == EINTR { continue }; throw LoadError.unreadable(path: path, errno: errno) }
-            if r == 0 { break }
-            n += r
-        }
         defer { raw.withUnsafeMutableBytes { byok_secure_zero($0.baseAddress, $0.count) } }
+        var n: Int
+        do throws(Errno) {
+            let fd = try Posix.retrying("open") { open(path, O_RDONLY | O_CLOEXEC) }
+            defer { close(fd) }
+            n = try Posix.readAll(fd, into: &raw)
+        } catch {
+            throw LoadError.unreadable(path: path, errno: error.code)
+        }
         if n > 257 { throw LoadError.tooLong(path: path) }
         if n > 0 && raw[n - 1] == 0x0A { n -= 1 }
         if n > 0 && raw[n - 1] == 0x0D { n -= 1 }

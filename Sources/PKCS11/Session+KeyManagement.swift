@@ -6,7 +6,7 @@ extension Session {
         var h: CK_OBJECT_HANDLE = 0
         try mechanism.withC { m in
             try withCTemplate(template) { p, n in
-                try module.call("C_GenerateKey", \.C_GenerateKey) { $0(handle, m, p, n, &h) }
+                try module.call(.generateKey, \.C_GenerateKey) { $0(handle, m, p, n, &h) }
             }
         }
         return ObjectHandle(rawValue: UInt(h))
@@ -19,7 +19,7 @@ extension Session {
         try mechanism.withC { m in
             try withCTemplate(publicTemplate) { pp, pn in
                 try withCTemplate(privateTemplate) { sp, sn in
-                    try module.call("C_GenerateKeyPair", \.C_GenerateKeyPair) { $0(handle, m, pp, pn, sp, sn, &pub, &priv) }
+                    try module.call(.generateKeyPair, \.C_GenerateKeyPair) { $0(handle, m, pp, pn, sp, sn, &pub, &priv) }
                 }
             }
         }
@@ -29,8 +29,8 @@ extension Session {
     /// `C_WrapKey`: the key leaves the token only encrypted under `wrappingKey`.
     public func wrapKey(_ mechanism: Mechanism, wrappingKey: ObjectHandle, key: ObjectHandle) throws -> [UInt8] {
         try mechanism.withC { m in
-            try fetchBytes("C_WrapKey") { buf, len in
-                try module.callRV("C_WrapKey", \.C_WrapKey) { $0(handle, m, wrappingKey.ck, key.ck, buf, len) }
+            try fetchBytes(.wrapKey) { buf, len in
+                try module.callRV(.wrapKey, \.C_WrapKey) { $0(handle, m, wrappingKey.ck, key.ck, buf, len) }
             }
         }
     }

@@ -23,13 +23,14 @@ public final class Session: @unchecked Sendable {
         self.handle = handle
     }
 
-    deinit { if !closed { _ = module.functions.pointee.C_CloseSession(handle) } }
+    deinit { if !closed { try? module.call(.closeSession, \.C_CloseSession) { $0(handle) } } }
 
-    /// `C_CloseSession`, now rather than at release.
+    /// `C_CloseSession`, now rather than at release. A failure is ignored: the handle is not
+    /// used again either way.
     public func close() {
         guard !closed else { return }
         closed = true
-        _ = module.functions.pointee.C_CloseSession(handle)
+        try? module.call(.closeSession, \.C_CloseSession) { $0(handle) }
     }
 
     /// `C_Login` as the normal user. Logins are per application, so a second session of an
@@ -37,41 +38,29 @@ public final class Session: @unchecked Sendable {
     /// The PIN is wiped afterwards, whatever happens.
     public func login(_ pin: PIN) throws {
         defer { pin.wipe() }
-        let rv = try pin.withBytes { p, n in
-            try module.callRV("C_Login", \.C_Login) { $0(handle, CK_USER_TYPE(CKU_USER), p, CK_ULONG(n)) }
-        }
-        if rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN {
-            throw PKCS11Error.call(function: "C_Login", rv: ReturnValue(rv))
+        try pin.withBytes { p, n in
+            try module.call(.login, \.C_Login, accepting: [CKR_USER_ALREADY_LOGGED_IN]) { $0(handle, CK_USER_TYPE(CKU_USER), p, CK_ULONG(n)) }
         }
     }
 
     /// `C_Logout`.
     public func logout() throws {
-        try module.call("C_Logout", \.C_Logout) { $0(handle) }
-    }
-
-    /// `C_GetSessionInfo`: whether the session can still be used and whether the user is logged in.
-    public func state() throws -> (userLoggedIn: Bool, readWrite: Bool) {
-        var info = CK_SESSION_INFO()
-        try module.call("C_GetSessionInfo", \.C_GetSessionInfo) { $0(handle, &info) }
-        let s = info.state
-        return (s == CKS_RW_USER_FUNCTIONS || s == CKS_RO_USER_FUNCTIONS,
-                s == CKS_RW_USER_FUNCTIONS || s == CKS_RW_PUBLIC_SESSION || s == CKS_RW_SO_FUNCTIONS)
+        try module.call(.logout, \.C_Logout) { $0(handle) }
     }
 
     /// `C_GenerateRandom`.
     public func generateRandom(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        try module.call("C_GenerateRandom", \.C_GenerateRandom) { $0(handle, &out, CK_ULONG(count)) }
+        try module.call(.generateRandom, \.C_GenerateRandom) { $0(handle, &out, CK_ULONG(count)) }
         return out
     }
 
     /// The size-query-then-fill pattern of PKCS#11 output buffers, in one place: the call is made
     /// with a NULL buffer to learn the length, then with a buffer of that length.
-    func fetchBytes(_ name: String, _ invoke: (UnsafeMutablePointer<CK_BYTE>?, UnsafeMutablePointer<CK_ULONG>) throws -> CK_RV) throws -> [UInt8] {
+    func fetchBytes(_ function: Function, _ invoke: (UnsafeMutablePointer<CK_BYTE>?, UnsafeMutablePointer<CK_ULONG>) throws -> CK_RV) throws -> [UInt8] {
         var len: CK_ULONG = 0
         var rv = try invoke(nil, &len)
-        guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+        guard rv == CKR_OK else { throw PKCS11Error.call(function: function, rv: ReturnValue(rv)) }
         var out = [UInt8](repeating: 0, count: Int(len))
         // Some modules under-report the length in the query (NSS's CKM_AES_KEY_WRAP_KWP); on
         // CKR_BUFFER_TOO_SMALL the spec has them say the size needed, so try again with that.
@@ -82,10 +71,10 @@ public final class Session: @unchecked Sendable {
                 out = [UInt8](repeating: 0, count: max(Int(got), out.count * 2 + 16))
                 continue
             }
-            guard rv == CKR_OK else { throw PKCS11Error.call(function: name, rv: ReturnValue(rv)) }
+            guard rv == CKR_OK else { throw PKCS11Error.call(function: function, rv: ReturnValue(rv)) }
             if Int(got) < out.count { out.removeSubrange(Int(got)...) }
             return out
         }
-        throw PKCS11Error.call(function: name, rv: ReturnValue(rv))
+        throw PKCS11Error.call(function: function, rv: ReturnValue(rv))
     }
 }

@@ -8,7 +8,7 @@ extension Slot {
         var padded = Array(label.utf8.prefix(32))
         padded += [UInt8](repeating: 0x20, count: 32 - padded.count)
         try soPIN.withBytes { p, n in
-            try module.call("C_InitToken", \.C_InitToken) { $0(CK_SLOT_ID(id), p, CK_ULONG(n), &padded) }
+            try module.call(.initToken, \.C_InitToken) { $0(CK_SLOT_ID(id), p, CK_ULONG(n), &padded) }
         }
     }
 }
@@ -18,7 +18,7 @@ extension Session {
     public func loginSecurityOfficer(_ pin: PIN) throws {
         defer { pin.wipe() }
         try pin.withBytes { p, n in
-            try module.call("C_Login", \.C_Login) { $0(handle, CK_USER_TYPE(CKU_SO), p, CK_ULONG(n)) }
+            try module.call(.login, \.C_Login) { $0(handle, CK_USER_TYPE(CKU_SO), p, CK_ULONG(n)) }
         }
     }
 
@@ -26,7 +26,7 @@ extension Session {
     public func initUserPIN(_ pin: PIN) throws {
         defer { pin.wipe() }
         try pin.withBytes { p, n in
-            try module.call("C_InitPIN", \.C_InitPIN) { $0(handle, p, CK_ULONG(n)) }
+            try module.call(.initPIN, \.C_InitPIN) { $0(handle, p, CK_ULONG(n)) }
         }
     }
 }

@@ -13,23 +13,23 @@ public struct Slot: @unchecked Sendable {
     /// `C_GetTokenInfo`.
     public func tokenInfo() throws -> TokenInfo {
         var info = CK_TOKEN_INFO()
-        try module.call("C_GetTokenInfo", \.C_GetTokenInfo) { $0(CK_SLOT_ID(id), &info) }
+        try module.call(.getTokenInfo, \.C_GetTokenInfo) { $0(CK_SLOT_ID(id), &info) }
         return TokenInfo(info)
     }
 
     /// `C_GetMechanismList`.
     public func mechanisms() throws -> [MechanismType] {
         var count: CK_ULONG = 0
-        try module.call("C_GetMechanismList", \.C_GetMechanismList) { $0(CK_SLOT_ID(id), nil, &count) }
+        try module.call(.getMechanismList, \.C_GetMechanismList) { $0(CK_SLOT_ID(id), nil, &count) }
         var list = [CK_MECHANISM_TYPE](repeating: 0, count: Int(count))
-        try module.call("C_GetMechanismList", \.C_GetMechanismList) { $0(CK_SLOT_ID(id), &list, &count) }
+        try module.call(.getMechanismList, \.C_GetMechanismList) { $0(CK_SLOT_ID(id), &list, &count) }
         return list.prefix(Int(count)).map { MechanismType(rawValue: UInt($0)) }
     }
 
     /// `C_GetMechanismInfo`: key size range and the operations (`CKF_WRAP`, ...) a mechanism allows.
     public func mechanismInfo(_ type: MechanismType) throws -> MechanismInfo {
         var info = CK_MECHANISM_INFO()
-        try module.call("C_GetMechanismInfo", \.C_GetMechanismInfo) {
+        try module.call(.getMechanismInfo, \.C_GetMechanismInfo) {
             $0(CK_SLOT_ID(id), CK_MECHANISM_TYPE(type.rawValue), &info)
         }
         return MechanismInfo(minKeySize: UInt(info.ulMinKeySize), maxKeySize: UInt(info.ulMaxKeySize),
@@ -41,7 +41,7 @@ public struct Slot: @unchecked Sendable {
         var flags = CK_FLAGS(CKF_SERIAL_SESSION)
         if readWrite { flags |= CK_FLAGS(CKF_RW_SESSION) }
         var handle: CK_SESSION_HANDLE = 0
-        try module.call("C_OpenSession", \.C_OpenSession) { $0(CK_SLOT_ID(id), flags, nil, nil, &handle) }
+        try module.call(.openSession, \.C_OpenSession) { $0(CK_SLOT_ID(id), flags, nil, nil, &handle) }
         return Session(module: module, slot: self, handle: handle)
     }
 }

@@ -3,6 +3,7 @@ import ByokAPI
 import ByokClient
 import Foundation
 import PKCS11
+import Posix
 
 // byokd-bench: byokd against a raw C_WrapKey loop on the same token, all figures from one run.
 // Usage: byokd-bench [softhsm|nss|all] [--quick] [--json FILE]   (see README, "Performance")
@@ -121,13 +122,13 @@ func baseline(_ t: TokenSetup, aws: SoftwareRSAKeyPair, stateDir: String) throws
     }
     // One fdatasync of a small append, on the disk the audit log is on.
     let path = stateDir + "/fsync-baseline"
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+    let fd = try Posix.retrying("open") { open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600) }
     let line = [UInt8](repeating: 0x61, count: 600) + [10]
     var fs = Samples()
     for _ in 0..<n(500) {
         let t0 = now()
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fdatasync(fd)
+        try Posix.writeAll(fd, line)
+        try Posix.retrying("fdatasync") { fdatasync(fd) }
         fs.add(now() - t0)
     }
     close(fd)

@@ -51,6 +51,40 @@ final class PKCS11Tests: XCTestCase {
         XCTAssertEqual(ReturnValue(rawValue: 0x7777).description, "CKR_0x7777", "unknown codes keep their value")
     }
 
+    /// A module may leave entries of its function list NULL. Each call then fails with
+    /// CKR_FUNCTION_NOT_SUPPORTED and the function's name, and the calls made on release
+    /// (C_CloseSession, C_Finalize) are skipped, instead of trapping.
+    func testAMissingEntryPointIsNotSupportedNamingTheFunction() throws {
+        let forwarding = try ForwardingModule.path()
+        setenv("BYOK_TEST_FORWARD_TO", SoftHSM.module, 1)
+        defer { unsetenv("BYOK_TEST_FORWARD_TO"); unsetenv("BYOK_TEST_NULL_FUNCTIONS") }
+
+        setenv("BYOK_TEST_NULL_FUNCTIONS", "C_WrapKey,C_CloseSession C_Finalize", 1)
+        do {
+            let module = try Module(forwarding)
+            let (slot, _) = try TokenSelector("p11-test").select(in: module)
+            let session = try slot.openSession()
+            try session.login(try PIN(file: token.pinFile))
+            let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                           .sensitive(true), .extractable(true), .wrap(true), .label("k")])
+            XCTAssertThrowsError(try session.wrapKey(.aesKeyWrapPad, wrappingKey: key, key: key)) { error in
+                XCTAssertEqual("\(error)", "C_WrapKey: PKCS11 error: CKR_FUNCTION_NOT_SUPPORTED")
+                XCTAssertEqual((error as? PKCS11Error)?.function, .wrapKey)
+                XCTAssertEqual((error as? PKCS11Error)?.returnValue, .functionNotSupported)
+            }
+            XCTAssertEqual(try session.generateRandom(4).count, 4, "the entries left in place still work")
+            session.close()
+        }  // the module is released here, with no C_Finalize to call
+
+        setenv("BYOK_TEST_NULL_FUNCTIONS", "C_Initialize", 1)
+        XCTAssertThrowsError(try Module(forwarding)) { error in
+            XCTAssertEqual("\(error)", "C_Initialize: PKCS11 error: CKR_FUNCTION_NOT_SUPPORTED")
+            XCTAssertEqual((error as? PKCS11Error)?.function, .initialize)
+        }
+        // The forwarding module finalized SoftHSM when it was unloaded: it can be initialised again.
+        XCTAssertNoThrow(try Module(SoftHSM.module))
+    }
+
     func testModulesLoadByPathOrByP11KitName() throws {
         let byName = try Module("softhsm2")
         XCTAssertTrue(byName.path.contains("softhsm"), byName.path)
@@ -87,7 +121,11 @@ final class PKCS11Tests: XCTestCase {
         login = try PIN(file: d.write("b", "123456\r\n"))
         XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
         XCTAssertThrowsError(try PIN(file: d.file("missing"))) { error in
-            XCTAssertTrue("\(error)".contains("cannot read PIN file"), "\(error)")
+            XCTAssertEqual("\(error)", "cannot read PIN file \(d.file("missing")): No such file or directory")
+        }
+        // The error is the read's, not what closing the file leaves in errno.
+        XCTAssertThrowsError(try PIN(file: d.path)) { error in
+            XCTAssertEqual("\(error)", "cannot read PIN file \(d.path): Is a directory")
         }
     }
 

@@ -33,6 +33,13 @@
  *                            caller asked for. The caller's memory is never touched.
  *   BYOK_TEST_FAULT_FILE     Path of a fault file (see below). Unset, empty, or the
  *                            file missing: no faults.
+ *   BYOK_TEST_NULL_FUNCTIONS Read in C_GetFunctionList, not C_Initialize: PKCS#11
+ *                            names ("C_WrapKey C_Finalize", separated by spaces or
+ *                            commas) whose entries in the returned function list are
+ *                            NULL, as in a module that lacks them. Unknown names are
+ *                            ignored. When C_Finalize is among them, unloading the
+ *                            library finalizes a real module still initialised, so
+ *                            the process can initialise it again.
  *
  * FAULT FILE
  *   Read (under a mutex) at the start of every call except C_GetFunctionList,
@@ -72,6 +79,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -727,7 +735,7 @@ static CK_RV fw_C_Finalize(CK_VOID_PTR pReserved)
     return rv;
 }
 
-static CK_FUNCTION_LIST fw_function_list = {
+static const CK_FUNCTION_LIST fw_all_functions = {
     .version = {2, 40},
     .C_Initialize = fw_C_Initialize,
     .C_Finalize = fw_C_Finalize,
@@ -799,12 +807,79 @@ static CK_FUNCTION_LIST fw_function_list = {
     .C_WaitForSlotEvent = fw_C_WaitForSlotEvent,
 };
 
+/* Where each entry sits in CK_FUNCTION_LIST, for BYOK_TEST_NULL_FUNCTIONS. */
+#define ENTRY(name) {#name, offsetof(CK_FUNCTION_LIST, name)}
+static const struct {
+    const char *name;
+    size_t offset;
+} entries[] = {
+    ENTRY(C_Initialize), ENTRY(C_Finalize), ENTRY(C_GetInfo), ENTRY(C_GetFunctionList),
+    ENTRY(C_GetSlotList), ENTRY(C_GetSlotInfo), ENTRY(C_GetTokenInfo), ENTRY(C_GetMechanismList),
+    ENTRY(C_GetMechanismInfo), ENTRY(C_InitToken), ENTRY(C_InitPIN), ENTRY(C_SetPIN),
+    ENTRY(C_OpenSession), ENTRY(C_CloseSession), ENTRY(C_CloseAllSessions), ENTRY(C_GetSessionInfo),
+    ENTRY(C_GetOperationState), ENTRY(C_SetOperationState), ENTRY(C_Login), ENTRY(C_Logout),
+    ENTRY(C_CreateObject), ENTRY(C_CopyObject), ENTRY(C_DestroyObject), ENTRY(C_GetObjectSize),
+    ENTRY(C_GetAttributeValue), ENTRY(C_SetAttributeValue), ENTRY(C_FindObjectsInit),
+    ENTRY(C_FindObjects), ENTRY(C_FindObjectsFinal), ENTRY(C_EncryptInit), ENTRY(C_Encrypt),
+    ENTRY(C_EncryptUpdate), ENTRY(C_EncryptFinal), ENTRY(C_DecryptInit), ENTRY(C_Decrypt),
+    ENTRY(C_DecryptUpdate), ENTRY(C_DecryptFinal), ENTRY(C_DigestInit), ENTRY(C_Digest),
+    ENTRY(C_DigestUpdate), ENTRY(C_DigestKey), ENTRY(C_DigestFinal), ENTRY(C_SignInit),
+    ENTRY(C_Sign), ENTRY(C_SignUpdate), ENTRY(C_SignFinal), ENTRY(C_SignRecoverInit),
+    ENTRY(C_SignRecover), ENTRY(C_VerifyInit), ENTRY(C_Verify), ENTRY(C_VerifyUpdate),
+    ENTRY(C_VerifyFinal), ENTRY(C_VerifyRecoverInit), ENTRY(C_VerifyRecover),
+    ENTRY(C_DigestEncryptUpdate), ENTRY(C_DecryptDigestUpdate), ENTRY(C_SignEncryptUpdate),
+    ENTRY(C_DecryptVerifyUpdate), ENTRY(C_GenerateKey), ENTRY(C_GenerateKeyPair),
+    ENTRY(C_WrapKey), ENTRY(C_UnwrapKey), ENTRY(C_DeriveKey), ENTRY(C_SeedRandom),
+    ENTRY(C_GenerateRandom), ENTRY(C_GetFunctionStatus), ENTRY(C_CancelFunction),
+    ENTRY(C_WaitForSlotEvent),
+};
+#undef ENTRY
+
+/* The list handed out: every entry, less those BYOK_TEST_NULL_FUNCTIONS names. */
+static CK_FUNCTION_LIST fw_function_list;
+static int g_finalize_on_unload; /* C_Finalize was handed out as NULL */
+
+static void null_entries(CK_FUNCTION_LIST *list, const char *names)
+{
+    char *work = strdup(names);
+    if (work == NULL)
+        return;
+    char *save = NULL;
+    for (char *t = strtok_r(work, " ,\t", &save); t != NULL; t = strtok_r(NULL, " ,\t", &save)) {
+        for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+            if (strcmp(t, entries[i].name) == 0) {
+                /* Every entry is a function pointer of the same size. */
+                memset((char *)list + entries[i].offset, 0, sizeof list->C_Initialize);
+            }
+        }
+    }
+    free(work);
+}
+
 /* The module's only exported symbol. Works before C_Initialize. */
 __attribute__((visibility("default")))
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 {
     if (ppFunctionList == NULL)
         return CKR_ARGUMENTS_BAD;
+    fw_function_list = fw_all_functions;
+    const char *nulls = getenv("BYOK_TEST_NULL_FUNCTIONS");
+    if (nulls != NULL)
+        null_entries(&fw_function_list, nulls);
+    g_finalize_on_unload = fw_function_list.C_Finalize == NULL;
     *ppFunctionList = &fw_function_list;
     return CKR_OK;
+}
+
+/* A caller that could not call C_Finalize (it was NULL) leaves the real module initialised;
+ * finalize it when this library is unloaded, so the process can initialise it again. Only
+ * then: at process exit the real module may already have run its own destructors. */
+__attribute__((destructor))
+static void fw_unload(void)
+{
+    if (!g_finalize_on_unload || g_real == NULL)
+        return;
+    if (g_real->C_Finalize != NULL)
+        g_real->C_Finalize(NULL);
+    unload_real_module();
 }

@@ -4,8 +4,6 @@
 // Linux calls that glibc hides behind _GNU_SOURCE.
 int byok_peercred(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 int byok_accept_cloexec(int fd);
-// memfd_create(name, MFD_CLOEXEC): an anonymous in-memory file.
-int byok_memfd(const char *name);
 // mallopt(M_ARENA_MAX, n): fewer malloc arenas, less memory kept resident by idle threads.
 void byok_limit_malloc_arenas(int n);
 #endif
