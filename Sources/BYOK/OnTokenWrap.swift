@@ -39,8 +39,29 @@ public struct OnTokenWrap {
                                   .modulus(key.modulus), .publicExponent(key.publicExponent), .label("byokd-wrapping-key")])
     }
 
+    /// As the Security Officer: the wrapping key as a trusted public token object, which alone
+    /// may wrap keys marked CKA_WRAP_WITH_TRUSTED. Destroy it after the wrap.
+    public func createTrustedWrappingKey(_ key: RSAPublicKey, label: String) throws -> ObjectHandle {
+        try session.createObject([.class(.publicKey), .keyType(.rsa), .token(true), .private(false), .wrap(true), .encrypt(false),
+                                  .trusted(true), .modulus(key.modulus), .publicExponent(key.publicExponent), .label(label)])
+    }
+
+    /// As the Security Officer: the ephemeral AES-256 key of the stepwise RSA_AES_KEY_WRAP route,
+    /// trusted (so it may wrap the target) and itself wrap-with-trusted (so only the trusted
+    /// wrapping key can take it out). Wrap only: it encrypts and unwraps nothing. Destroy it after.
+    public func createTrustedEphemeralKey(label: String) throws -> ObjectHandle {
+        try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(true), .private(false),
+                                             .sensitive(true), .extractable(true), .wrap(true), .encrypt(false), .decrypt(false),
+                                             .unwrap(false), .trusted(true), .wrapWithTrusted(true), .label(label)])
+    }
+
+    /// The label prefix of the objects the Security Officer step makes, one set per request.
+    public static let trustedLabelPrefix = "byokd-trusted-for-"
+
     /// The wrap itself, given a wrapping key already on the token. Returns the EncryptedKeyMaterial.
-    public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingKey: ObjectHandle) throws -> [UInt8] {
+    /// The stepwise routes make their own ephemeral AES key unless given one (the trusted one).
+    public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingKey: ObjectHandle,
+                     ephemeral given: ObjectHandle? = nil) throws -> [UInt8] {
         guard let hash = algorithm.hash else { throw ByokError(.algorithmRefused, algorithm.refusal ?? "\(algorithm.rawValue) is not supported") }
         switch route {
         case .oaep:
@@ -48,10 +69,10 @@ public struct OnTokenWrap {
         case .nativeRsaAes:
             return try session.wrapKey(.rsaAesKeyWrap(aesKeyBits: 256, hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
         case .steps, .stepsKWP:
-            let ephemeral = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
-                                                                 .private(true), .sensitive(true), .extractable(true), .wrap(true),
-                                                                 .label("byokd-ephemeral")])
-            defer { try? session.destroyObject(ephemeral) }
+            let ephemeral = try given ?? session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                                          .private(true), .sensitive(true), .extractable(true), .wrap(true),
+                                                                          .label("byokd-ephemeral")])
+            defer { if given == nil { try? session.destroyObject(ephemeral) } }
             let wrappedTarget = try session.wrapKey(route == .stepsKWP ? .aesKeyWrapKwp : .aesKeyWrapPad, wrappingKey: ephemeral, key: key)
             let wrappedEphemeral = try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: ephemeral)
             return wrappedEphemeral + wrappedTarget

@@ -13,6 +13,8 @@ public struct TokenKey: Sendable {
     public let spec: KeySpec?
     public let sensitive: Bool?
     public let extractable: Bool?
+    /// CKA_WRAP_WITH_TRUSTED: only a trusted key may wrap it (nil when the token does not say).
+    public var wrapWithTrusted: Bool? { values.bool(.wrapWithTrusted) }
     let values: AttributeValues
 
     /// e.g. "secret/AES-256", "private/RSA-3072", "private/EC-P-384".
@@ -42,7 +44,7 @@ public struct KeyStore {
     }
 
     static let described: [AttributeType] = [.class, .keyType, .label, .id, .sensitive, .extractable, .valueLen,
-                                             .modulusBits, .modulus, .publicExponent, .ecParams, .encrypt, .sign]
+                                             .modulusBits, .modulus, .publicExponent, .ecParams, .encrypt, .sign, .wrapWithTrusted]
 
     public func load(_ handle: ObjectHandle) throws -> TokenKey {
         let v = try session.attributes(handle, Self.described)
@@ -150,14 +152,19 @@ public struct KeyStore {
     }
 
     /// Generates a persistent key of `spec` labelled `label`: sensitive, extractable (C_WrapKey is the
-    /// only way out), with a random CKA_ID. Private keys get their public key alongside.
-    public func generate(label: String, spec: KeySpec) throws -> TokenKey {
-        guard !label.isEmpty, label.utf8.count <= 128 else { throw ByokError(.badRequest, "a key label must be 1 to 128 bytes") }
+    /// only way out), with a random CKA_ID. Private keys get their public key alongside. With
+    /// `wrapWithTrusted`, the token lets only a key the Security Officer trusted wrap it.
+    public func generate(label: String, spec: KeySpec, wrapWithTrusted: Bool = false) throws -> TokenKey {
+        guard !label.isEmpty, label.utf8.count <= 128 else { throw ByokError(.keyLabelInvalid, "a key label must be 1 to 128 bytes") }
+        guard !Display.hasUnsafe(label) else {
+            throw ByokError(.keyLabelInvalid, "the key label \"\(Display.escaped(label))\" holds control or direction-changing characters, which could disguise it on an approver's screen or in a log; choose a plain label")
+        }
         if try !session.findObjects([.label(label), .token(true)]).isEmpty {
             throw ByokError(.keyExists, "token \"\(token.label)\" already has an object labelled \"\(label)\"; choose another label")
         }
         let id = try session.generateRandom(8)
         let common: [Attribute] = [.token(true), .private(true), .label(label), .id(id), .sensitive(true), .extractable(true)]
+            + (wrapWithTrusted ? [.wrapWithTrusted(true)] : [])
         let handle: ObjectHandle
         switch spec.kind {
         case .aes256:

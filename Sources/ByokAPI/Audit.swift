@@ -49,5 +49,9 @@ public struct AuditRecord: Codable, Sendable {
     /// With `auditMacKey`: HMAC (hex), computed on the token, of the SHA-256 of this record's line
     /// without this field — so rewriting history needs the HSM. Nil when the token could not sign.
     public var mac: String?
+    /// `kms` or `operator`: where the wrapping key came from.
+    public var wrappingKeySource: String?
+    /// The Security Officer who made the wrapping key trusted for this wrap (`trustedWrapping`).
+    public var trustedBy: Peer?
 }
 

@@ -17,6 +17,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case wrappingKeySize = "WRAPPING_KEY_SIZE"
     case wrappingKeyExponent = "WRAPPING_KEY_EXPONENT"
     case wrappingKeyModulus = "WRAPPING_KEY_MODULUS"
+    case wrappingKeyUnconfirmed = "WRAPPING_KEY_UNCONFIRMED"
+    case keyLabelInvalid = "KEY_LABEL_INVALID"
     case algorithmUnknown = "ALGORITHM_UNKNOWN"
     case algorithmMissing = "ALGORITHM_MISSING"
     case algorithmRefused = "ALGORITHM_REFUSED"
@@ -40,6 +42,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tokenLoginFailed = "TOKEN_LOGIN_FAILED"
     case tokenLacksAlgorithm = "TOKEN_LACKS_ALGORITHM"
     case keyNotExtractable = "KEY_NOT_EXTRACTABLE"
+    case trustedWrappingUnavailable = "TRUSTED_WRAPPING_UNAVAILABLE"
     case busy = "BUSY"
     // AWS KMS (exit 6; access denied is exit 4)
     case kmsNotConfigured = "KMS_NOT_CONFIGURED"
@@ -56,6 +59,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     // Authorization (exit 4)
     case denied = "DENIED"
     case approvalExpired = "APPROVAL_EXPIRED"
+    case wrappingKeySourceRefused = "WRAPPING_KEY_SOURCE_REFUSED"
     // The daemon cannot be reached (exit 5)
     case daemonUnreachable = "DAEMON_UNREACHABLE"
     // Anything else (exit 1)
@@ -65,8 +69,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
 
     public var category: Category {
         switch self {
-        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy: .token
-        case .denied, .approvalExpired, .kmsAccessDenied: .denied
+        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy, .trustedWrappingUnavailable: .token
+        case .denied, .approvalExpired, .kmsAccessDenied, .wrappingKeySourceRefused: .denied
         case .kmsNotConfigured, .kmsUnreachable, .kmsTimeout, .kmsInvalidCiphertext, .kmsExpiredImportToken, .kmsInvalidImportToken,
              .kmsIncorrectKeyMaterial, .kmsInvalidState, .kmsNotFound, .kmsError: .kms
         case .daemonUnreachable: .unreachable
@@ -87,7 +91,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .requestTimeout: 408
         case .notFound, .keyNotFound, .approvalNotFound: 404
         case .keyExists, .outputExists: 409
-        case .denied, .approvalExpired: 403
+        case .denied, .approvalExpired, .wrappingKeySourceRefused: 403
         case .busy, .tokenUnavailable: 503
         case .internal: 500
         default: category == .token || category == .kms ? 502 : 400

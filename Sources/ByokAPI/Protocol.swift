@@ -42,6 +42,8 @@ public struct StatusResponse: Codable, Sendable {
     public var tokenError: String?
     public var algorithms: [Algorithm]
     public var selfTestAt: String?
+    /// `off`, or what the start-up check found ("enforced by the token …").
+    public var trustedWrapping: String?
     public init(version: String, module: String, moduleDescription: String, token: Token?, tokenAvailable: Bool,
                 tokenError: String?, algorithms: [Algorithm], selfTestAt: String?) {
         self.version = version; self.module = module; self.moduleDescription = moduleDescription; self.token = token
@@ -162,14 +164,30 @@ public struct Manifest: Codable, Sendable {
     public var importTokenSha256: String
     public var createdAt: String
     public var byokdVersion: String
+    /// Where the wrapping key came from: `kms` (byokd fetched it from AWS KMS itself) or
+    /// `operator` (bytes a client sent).
+    public var wrappingKeySource: WrappingKeySource?
+    /// The wrap ran under a copy of the wrapping key that the Security Officer made trusted on the
+    /// token (`trustedWrapping`).
+    public var trustedBySecurityOfficer: Bool?
     public init(kmsKeyId: String?, wrappingAlgorithm: String, wrappingKeySpec: String, wrappingPublicKeySha256: String,
                 parametersValidTo: String?, key: Key, token: Token, wrapMechanism: String,
-                encryptedKeyMaterialSha256: String, importTokenSha256: String, createdAt: String, byokdVersion: String) {
+                encryptedKeyMaterialSha256: String, importTokenSha256: String, createdAt: String, byokdVersion: String,
+                wrappingKeySource: WrappingKeySource? = nil, trustedBySecurityOfficer: Bool? = nil) {
         self.kmsKeyId = kmsKeyId; self.wrappingAlgorithm = wrappingAlgorithm; self.wrappingKeySpec = wrappingKeySpec
         self.wrappingPublicKeySha256 = wrappingPublicKeySha256; self.parametersValidTo = parametersValidTo; self.key = key
         self.token = token; self.wrapMechanism = wrapMechanism; self.encryptedKeyMaterialSha256 = encryptedKeyMaterialSha256
         self.importTokenSha256 = importTokenSha256; self.createdAt = createdAt; self.byokdVersion = byokdVersion
+        self.wrappingKeySource = wrappingKeySource; self.trustedBySecurityOfficer = trustedBySecurityOfficer
     }
+}
+
+/// Where a wrapping public key came from.
+public enum WrappingKeySource: String, Codable, Sendable, CaseIterable {
+    /// byokd fetched it from AWS KMS itself (GetParametersForImport, online mode).
+    case kms
+    /// A client sent it (the operator's parameter files): anyone allowed to wrap could have chosen it.
+    case `operator`
 }
 
 /// `POST /v1/wrap` answer.
@@ -192,19 +210,61 @@ public struct SelfTestResponse: Codable, Sendable {
 }
 
 /// A request held for a second person's approval (answer `202` to the requester; `GET /v1/approvals`).
+/// Every string that came from a client or the token is escaped (`Display.escaped`).
 public struct PendingRequest: Codable, Sendable {
+    /// A key as the approver needs to see it.
+    public struct Key: Codable, Sendable {
+        public var label: String
+        public var id: String?
+        public var spec: String?
+        /// KCV of a secret key, SHA-256 of a private key's public key.
+        public var fingerprint: String?
+        public init(label: String, id: String?, spec: String?, fingerprint: String?) {
+            self.label = label; self.id = id; self.spec = spec; self.fingerprint = fingerprint
+        }
+    }
     public var id: String
     public var operation: String
     public var requestedBy: String
     public var requestedByUid: UInt32
     public var createdAt: String
     public var expiresAt: String
-    /// What is asked, for the approver to read: key label and spec, or key and algorithm.
+    /// What is asked, in one line.
     public var summary: String
+    /// What the second person must do: `approve` (an operator, `byokctl approve`) or `trust` (the
+    /// Security Officer, `byokctl trust`).
+    public var needs: String?
+    public var key: Key?
+    public var wrappingAlgorithm: String?
+    /// SHA-256 (hex) of the wrapping public key's DER SubjectPublicKeyInfo.
+    public var wrappingPublicKeySha256: String?
+    public var wrappingKeySource: WrappingKeySource?
+    public var parametersValidTo: String?
+    /// The KMS key id as the request gave it (the requester's own text unless byokd fetched the parameters).
+    public var kmsKeyId: String?
+    /// Approving needs the wrapping key's fingerprint stated (`--wrapping-key-sha256`, 16+ hex digits).
+    public var confirmWrappingKey: Bool?
     public init(id: String, operation: String, requestedBy: String, requestedByUid: UInt32, createdAt: String, expiresAt: String, summary: String) {
         self.id = id; self.operation = operation; self.requestedBy = requestedBy; self.requestedByUid = requestedByUid
         self.createdAt = createdAt; self.expiresAt = expiresAt; self.summary = summary
     }
+}
+
+/// `POST /v1/approvals/ID` body.
+public struct ApproveRequest: Codable, Sendable {
+    /// The start (16+ hex digits) of the wrapping key's SHA-256, as the approver read it from a
+    /// trusted copy of the parameters; required when the wrapping key came from a client.
+    public var wrappingKeySha256: String?
+    public init(wrappingKeySha256: String?) { self.wrappingKeySha256 = wrappingKeySha256 }
+}
+
+/// `POST /v1/trust/ID` body: the Security Officer trusts the wrapping key for this one request.
+public struct TrustRequest: Codable, Sendable {
+    /// The SO PIN, base64 — sent once, wiped after the SO login.
+    public var soPin: String
+    /// The start (16+ hex digits) of the wrapping key's SHA-256, as the SO read it.
+    public var wrappingKeySha256: String
+    public init(soPin: String, wrappingKeySha256: String) { self.soPin = soPin; self.wrappingKeySha256 = wrappingKeySha256 }
 }
 
 /// `202` body: `{"pending": {...}}`.

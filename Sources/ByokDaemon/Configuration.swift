@@ -46,6 +46,12 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var twoPersonRule: [String]?
     /// Seconds a request waits for approval before it expires. Default 900.
     public var approvalTimeoutSeconds: Double?
+    /// Where wrapping keys may come from: `kms` (byokd fetched them from AWS KMS itself) and/or
+    /// `operator` (bytes a client sent). Default both; an online ceremony host sets ["kms"].
+    public var wrappingKeySources: [String]?
+    /// Keys are generated with CKA_WRAP_WITH_TRUSTED, and every wrap waits for the Security
+    /// Officer to make its wrapping key trusted on the token (`byokctl trust`). Default false.
+    public var trustedWrapping: Bool?
 
     public init() {}
 
@@ -61,6 +67,20 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var resolvedMaxConnections: Int { max(1, maxConnections ?? 64) }
     public var resolvedAuditLog: String { auditLog ?? resolvedStateDir + "/audit.jsonl" }
     public var resolvedApprovalTimeout: Double { approvalTimeoutSeconds ?? 900 }
+    public var resolvedTrustedWrapping: Bool { trustedWrapping ?? false }
+
+    /// The accepted wrapping key sources, each checked.
+    public func resolvedWrappingKeySources() throws -> Set<WrappingKeySource> {
+        guard let names = wrappingKeySources else { return Set(WrappingKeySource.allCases) }
+        let sources = try names.map { name in
+            guard let s = WrappingKeySource(rawValue: name) else {
+                throw ByokError(.badRequest, "wrappingKeySources names \"\(name)\"; the sources are \"kms\" and \"operator\"")
+            }
+            return s
+        }
+        guard !sources.isEmpty else { throw ByokError(.badRequest, "wrappingKeySources is empty, so nothing could ever be wrapped; name \"kms\", \"operator\" or both") }
+        return Set(sources)
+    }
 
     /// Loads a configuration file. Unknown keys are an error, so a typo does not pass silently.
     public static func load(path: String) throws -> Configuration {
@@ -99,12 +119,15 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.kmsTimeoutSeconds = other.kmsTimeoutSeconds ?? kmsTimeoutSeconds
         c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
+        c.wrappingKeySources = other.wrappingKeySources ?? wrappingKeySources
+        c.trustedWrapping = other.trustedWrapping ?? trustedWrapping
         return c
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds,
+             wrappingKeySources, trustedWrapping
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

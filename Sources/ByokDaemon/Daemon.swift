@@ -13,6 +13,14 @@ public enum Daemon {
 
     public static func run(config: Configuration, logger: Logger) -> Int32 {
         var config = config
+        // Settings that name things are checked before anything starts.
+        do {
+            _ = try config.resolvedWrappingKeySources()
+            _ = try Operation.twoPersonSet(config.twoPersonRule)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 2
+        }
         do {
             try FileManager.default.createDirectory(atPath: config.resolvedStateDir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
@@ -24,6 +32,7 @@ public enum Daemon {
         var service: TokenService?
         do {
             service = try TokenService(config: config, logger: logger)
+            try service!.prepareTrustedWrapping()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 3
@@ -49,7 +58,8 @@ public enum Daemon {
             }
             pipeline = RequestPipeline(service: service!, policy: try AccessPolicy(config: config.access, socketGroup: SocketServer.group(of: listenFD)),
                                        audit: audit, approvals: Approvals(timeout: config.resolvedApprovalTimeout),
-                                       twoPerson: try Operation.twoPersonSet(config.twoPersonRule), macKey: config.auditMacKey)
+                                       twoPerson: try Operation.twoPersonSet(config.twoPersonRule), macKey: config.auditMacKey,
+                                       sources: try config.resolvedWrappingKeySources(), trustedWrapping: config.resolvedTrustedWrapping)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 2

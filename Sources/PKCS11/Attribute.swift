@@ -29,6 +29,10 @@ public struct AttributeType: RawRepresentable, Hashable, Sendable {
     public static let publicExponent = AttributeType(CKA_PUBLIC_EXPONENT)
     public static let ecParams = AttributeType(CKA_EC_PARAMS)
     public static let ecPoint = AttributeType(CKA_EC_POINT)
+    /// Only the security officer may set it to true; a trusted key may wrap keys marked `wrapWithTrusted`.
+    public static let trusted = AttributeType(CKA_TRUSTED)
+    /// The key can be wrapped only under a key with `trusted` set (the token enforces it).
+    public static let wrapWithTrusted = AttributeType(CKA_WRAP_WITH_TRUSTED)
 }
 
 /// An object class (`CKO_*`).
@@ -77,6 +81,8 @@ public enum Attribute: Sendable {
     case modulusBits(Int)
     case publicExponent([UInt8])
     case ecParams([UInt8])
+    case trusted(Bool)
+    case wrapWithTrusted(Bool)
 
     public var type: AttributeType {
         switch self {
@@ -100,6 +106,8 @@ public enum Attribute: Sendable {
         case .modulusBits: .modulusBits
         case .publicExponent: .publicExponent
         case .ecParams: .ecParams
+        case .trusted: .trusted
+        case .wrapWithTrusted: .wrapWithTrusted
         }
     }
 
@@ -111,7 +119,8 @@ public enum Attribute: Sendable {
         case .class(let c): return ulong(c.rawValue)
         case .keyType(let k): return ulong(k.rawValue)
         case .token(let b), .private(let b), .sensitive(let b), .extractable(let b), .encrypt(let b),
-             .decrypt(let b), .wrap(let b), .unwrap(let b), .sign(let b), .verify(let b), .derive(let b):
+             .decrypt(let b), .wrap(let b), .unwrap(let b), .sign(let b), .verify(let b), .derive(let b),
+             .trusted(let b), .wrapWithTrusted(let b):
             return bool(b)
         case .label(let s): return Array(s.utf8)
         case .id(let b), .modulus(let b), .publicExponent(let b), .ecParams(let b): return b

@@ -33,7 +33,7 @@ func fail(_ error: Error, json: Bool) -> Never {
         enc.outputFormatting = [.sortedKeys]
         print(String(decoding: (try? enc.encode(ErrorBody(e))) ?? Data(), as: UTF8.self))
     }
-    FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+    FileHandle.standardError.write(Data("byokctl: error: \(Display.sanitized(e.message)) [\(e.code.rawValue)]\n".utf8))
     exit(e.code.exitCode)
 }
 
@@ -43,6 +43,7 @@ func run(_ options: GlobalOptions, _ body: () throws -> Void) {
 }
 
 func table(_ header: [String], _ rows: [[String]]) -> String {
+    let rows = rows.map { $0.map(Display.sanitized) }
     var widths = header.map(\.count)
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     func line(_ r: [String]) -> String {

@@ -10,7 +10,7 @@ struct Byokctl: ParsableCommand {
         abstract: "Generate keys in the HSM and wrap them on the token for AWS KMS import, through byokd.",
         discussion: "Exit codes: 0 done; 2 bad input or usage; 3 HSM or token error; 4 denied; 5 byokd unreachable; 6 AWS KMS error.",
         version: ByokVersion.current,
-        subcommands: [Status.self, Keys.self, Wrap.self, KMS.self, SelfTestCommand.self, Approve.self, Pending.self, Audit.self])
+        subcommands: [Status.self, Keys.self, Wrap.self, KMS.self, SelfTestCommand.self, Approve.self, Trust.self, Pending.self, Audit.self])
 }
 
 // Usage errors exit 2 (the argument parser's default is 64).

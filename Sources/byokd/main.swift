@@ -39,11 +39,7 @@ struct Byokd: ParsableCommand {
         if dev { flags.devToken = true }
         let settings = file.overridden(by: flags)
         let level = settings.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        LoggingSystem.bootstrap { label in SafeLogHandler(label: label, level: level) }
         let logger = Logger(label: "byokd")
         let code = Daemon.run(config: settings, logger: logger)
         if code != 0 { throw ExitCode(code) }

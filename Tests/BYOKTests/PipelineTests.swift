@@ -71,18 +71,20 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(($0 as? ByokError)?.message, "the batch has no entries")
         }
         let approve = Endpoint.table.first { $0.operation == .approve }!
-        guard case .approve(let id) = try DaemonRequest.decode(approve, id: "00ff", body: []) else { return XCTFail("not an approval") }
+        guard case .approve(let id, let body) = try DaemonRequest.decode(approve, id: "00ff", body: Array(#"{"wrappingKeySha256":"ab"}"#.utf8)) else {
+            return XCTFail("not an approval")
+        }
         XCTAssertEqual(id, "00ff")
+        XCTAssertEqual(body.wrappingKeySha256, "ab")
     }
 
     func testApprovalsHoldTypedRequestsAndHandEachOutOnce() throws {
         let approvals = Approvals(timeout: 60)
-        let json = Data(#"{"KeyId":"arn:aws:kms:eu-west-1:111122223333:key/k","PublicKey":"","ImportToken":""}"#.utf8).base64EncodedString()
-        let request = DaemonRequest.wrap(WrapRequest(key: "payments", parameters: ParametersInput(awsJSON: json), wrappingAlgorithm: "RSAES_OAEP_SHA_256"))
-        let summary = Approvals.summary(request)
-        XCTAssertEqual(summary, "wrap key \"payments\" with RSAES_OAEP_SHA_256 for KMS key arn:aws:kms:eu-west-1:111122223333:key/k")
-        let a = approvals.add(request, requester: alice, summary: summary)
-        let b = approvals.add(.keysGenerate(GenerateRequest(label: "x", spec: "HMAC_256")), requester: alice, summary: "g")
+        let request = DaemonRequest.wrap(WrapRequest(key: "payments", parameters: ParametersInput(awsJSON: "e30="), wrappingAlgorithm: "RSAES_OAEP_SHA_256"))
+        let a = approvals.add(request, requester: alice)
+        let b = approvals.add(.keysGenerate(GenerateRequest(label: "x\u{1B}[2J", spec: "HMAC_256")), requester: alice)
+        XCTAssertEqual(b.summary, "generate HMAC_256 key \"x\\u{1B}[2J\"", "escape sequences are shown, not run")
+        XCTAssertEqual(Approvals.describe(b).key?.label, "x\\u{1B}[2J")
         XCTAssertNotEqual(a.id, b.id)
         XCTAssertEqual(a.id.count, 12)
         XCTAssertEqual(approvals.waiting().map(\.id), [a.id, b.id])

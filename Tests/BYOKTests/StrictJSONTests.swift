@@ -59,3 +59,14 @@ final class StrictJSONTests: XCTestCase {
         XCTAssertEqual(StrictJSON.Failure(path: "spec", problem: "is missing").sentence("the request body"), "the request body lacks \"spec\"")
     }
 }
+
+/// Text from clients and tokens is shown escaped.
+final class DisplayTests: XCTestCase {
+    func testControlAndDirectionCharactersAreEscapedAndPlainTextIsNot() {
+        XCTAssertEqual(Display.escaped("plain-label_1 é 🔑"), "plain-label_1 é 🔑")
+        XCTAssertEqual(Display.escaped("a\nb\u{1B}[2J\u{7F}\u{85}\u{202E}c\\"), "a\\nb\\u{1B}[2J\\u{7F}\\u{85}\\u{202E}c\\\\")
+        XCTAssertEqual(Display.sanitized("x\\n\u{1B}"), "x\\n\\u{1B}")
+        XCTAssertTrue(Display.hasUnsafe("tab\there"))
+        XCTAssertFalse(Display.hasUnsafe("no-controls"))
+    }
+}

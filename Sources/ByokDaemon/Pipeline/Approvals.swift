@@ -5,9 +5,20 @@ import Foundation
 /// once a second operator approved and it ran, its typed outcome for the requester to collect.
 /// In memory: a restart drops them, and each drop is a request the operator simply makes again.
 final class Approvals: @unchecked Sendable {  // every field behind `lock`
+    /// What the second person must do.
+    enum Needs: String, Sendable {
+        /// An operator's `byokctl approve` (the two-person rule).
+        case approve
+        /// The Security Officer's `byokctl trust` (trusted wrapping).
+        case trust
+    }
+
     struct Entry: Sendable {
         let id: String
         let request: DaemonRequest
+        /// For wraps: what was checked when the request was held, and exactly what will run.
+        let plan: WrapPlan?
+        let needs: Needs
         let requester: PeerCredentials
         let created: Date
         let expires: Date
@@ -29,11 +40,11 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
     init(timeout: Double) { self.timeout = timeout }
 
     /// Holds `request` and returns its entry (with a fresh random id).
-    func add(_ request: DaemonRequest, requester: PeerCredentials, summary: String, now: Date = Date()) -> Entry {
+    func add(_ request: DaemonRequest, plan: WrapPlan? = nil, needs: Needs = .approve, requester: PeerCredentials, now: Date = Date()) -> Entry {
         var rng = SystemRandomNumberGenerator()
         let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
-        let e = Entry(id: id, request: request, requester: requester, created: now, expires: now.addingTimeInterval(timeout),
-                      summary: summary, state: .waiting)
+        let e = Entry(id: id, request: request, plan: plan, needs: needs, requester: requester, created: now,
+                      expires: now.addingTimeInterval(timeout), summary: Self.summary(request, plan: plan), state: .waiting)
         lock.withLock { entries[id] = e }
         return e
     }
@@ -76,21 +87,28 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
 
     func remove(_ id: String) { lock.withLock { entries[id] = nil } }
 
+    /// The entry as the second person sees it: what exactly they are approving, escaped.
     static func describe(_ e: Entry) -> PendingRequest {
-        PendingRequest(id: e.id, operation: e.operation.rawValue, requestedBy: e.requester.userName, requestedByUid: e.requester.uid,
-                       createdAt: Timestamp.string(e.created), expiresAt: Timestamp.string(e.expires), summary: e.summary)
+        var p = PendingRequest(id: e.id, operation: e.operation.rawValue, requestedBy: Display.escaped(e.requester.userName),
+                               requestedByUid: e.requester.uid, createdAt: Timestamp.string(e.created),
+                               expiresAt: Timestamp.string(e.expires), summary: e.summary)
+        p.needs = e.needs.rawValue
+        if let plan = e.plan {
+            plan.describe(into: &p)
+        } else if case .keysGenerate(let g) = e.request {
+            p.key = .init(label: Display.escaped(g.label), id: nil, spec: Display.escaped(g.spec), fingerprint: nil)
+        }
+        return p
     }
 
-    /// A line for the approver: what exactly they are approving.
-    static func summary(_ request: DaemonRequest) -> String {
+    /// A line for the second person.
+    static func summary(_ request: DaemonRequest, plan: WrapPlan?) -> String {
+        if let plan { return plan.summary }
         switch request {
         case .keysGenerate(let g):
-            return "generate \(g.spec) key \"\(g.label)\""
-        case .wrap(let w):
-            var kms = w.parameters.kmsKeyId
-            if kms == nil, let j = w.parameters.awsJSON, let d = Data(base64Encoded: j),
-               let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { kms = o["KeyId"] as? String }
-            return "wrap key \"\(w.key)\" with \(w.wrappingAlgorithm ?? "the parameters' algorithm") for KMS key \(kms ?? "(not named)")"
+            return "generate \(Display.escaped(g.spec)) key \"\(Display.escaped(g.label))\""
+        case .kmsCreateKey(let k):
+            return "create a KMS key \(Display.escaped(k.spec)) with origin EXTERNAL"
         default:
             return request.operation.rawValue
         }

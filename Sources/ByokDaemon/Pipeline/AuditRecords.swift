@@ -31,7 +31,7 @@ enum AuditRecords {
             r.kmsKeyId = k.kmsKeyId
         case .wrapBatch(let b):
             r.batchSize = b.entries.count
-        case .approve(let id), .requestPoll(let id):
+        case .approve(let id, _), .trust(let id, _), .requestPoll(let id):
             r.approvalId = id
         default: break
         }
@@ -68,6 +68,7 @@ enum AuditRecords {
         r.wrappingPublicKeySha256 = m.wrappingPublicKeySha256
         r.kmsKeyId = m.kmsKeyId
         r.encryptedKeyMaterialSha256 = m.encryptedKeyMaterialSha256
+        r.wrappingKeySource = m.wrappingKeySource?.rawValue
     }
 
     /// The record of one wrap: alone, approved, or one entry of a batch.

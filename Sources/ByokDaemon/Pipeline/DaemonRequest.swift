@@ -14,7 +14,8 @@ enum DaemonRequest: Sendable {
     case kmsImport(KMSImportRequest)
     case kmsCreateKey(KMSCreateKeyRequest)
     case approvalsList
-    case approve(id: String)
+    case approve(id: String, ApproveRequest)
+    case trust(id: String, TrustRequest)
     case requestPoll(id: String)
 
     var operation: Operation {
@@ -31,6 +32,7 @@ enum DaemonRequest: Sendable {
         case .kmsCreateKey: .kmsCreateKey
         case .approvalsList: .approvalsList
         case .approve: .approve
+        case .trust: .trust
         case .requestPoll: .requestPoll
         }
     }
@@ -55,7 +57,10 @@ enum DaemonRequest: Sendable {
         case .kmsImport: return .kmsImport(try JSONCoding.decode(KMSImportRequest.self, body))
         case .kmsCreateKey: return .kmsCreateKey(try JSONCoding.decode(KMSCreateKeyRequest.self, body))
         case .approvalsList: return .approvalsList
-        case .approve: return .approve(id: id ?? "")
+        case .approve:
+            // byokctl before 0.2 sent no body.
+            return .approve(id: id ?? "", body.isEmpty ? ApproveRequest(wrappingKeySha256: nil) : try JSONCoding.decode(ApproveRequest.self, body))
+        case .trust: return .trust(id: id ?? "", try JSONCoding.decode(TrustRequest.self, body))
         case .requestPoll: return .requestPoll(id: id ?? "")
         }
     }

@@ -26,6 +26,7 @@ struct Endpoint: Sendable {
         Endpoint("POST", "/v1/kms/create-key", .kmsCreateKey),
         Endpoint("GET", "/v1/approvals", .approvalsList),
         Endpoint("POST", "/v1/approvals/", takesID: true, .approve),
+        Endpoint("POST", "/v1/trust/", takesID: true, .trust),
         Endpoint("GET", "/v1/requests/", takesID: true, .requestPoll),
     ]
 

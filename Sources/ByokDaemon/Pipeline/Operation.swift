@@ -11,6 +11,8 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     case wrapBatch = "wrap.batch"
     case selftest
     case approve
+    /// The Security Officer makes a held wrap's wrapping key trusted on the token (`trustedWrapping`).
+    case trust
     /// The list of requests waiting for approval; authorized as `approve`.
     case approvalsList = "approvals.list"
     case audit
@@ -46,9 +48,12 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     public var canNeedApproval: Bool {
         switch self {
         case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey: true
-        case .wrapBatch, .approve, .approvalsList, .audit, .auditVerify, .requestPoll: false
+        case .wrapBatch, .approve, .trust, .approvalsList, .audit, .auditVerify, .requestPoll: false
         }
     }
+
+    /// Whether this operation releases key material (and so needs a wrapping key byokd accepts).
+    public var wraps: Bool { self == .wrap || self == .wrapBatch || self == .kmsImport }
 
     /// The operations named by `twoPersonRule`, each checked; `kms.import` follows `wrap`.
     static func twoPersonSet(_ names: [String]?) throws -> Set<Operation> {

@@ -7,6 +7,8 @@ import PKCS11
 final class SessionPool: @unchecked Sendable {
     private let lock = NSCondition()
     private var idle: [Session] = []
+    /// How many sessions the current generation has (idle or borrowed).
+    private var size = 0
     private var generation = 0
     private let waitLimit: Double
 
@@ -17,6 +19,7 @@ final class SessionPool: @unchecked Sendable {
     func fill(_ sessions: [Session]) {
         lock.lock()
         idle = sessions
+        size = sessions.count
         generation += 1
         lock.broadcast()
         lock.unlock()
@@ -27,6 +30,7 @@ final class SessionPool: @unchecked Sendable {
         lock.lock()
         idle.forEach { $0.close() }
         idle = []
+        size = 0
         generation += 1
         lock.unlock()
     }
@@ -49,5 +53,29 @@ final class SessionPool: @unchecked Sendable {
             lock.unlock()
         }
         return try body(session)
+    }
+
+    /// Runs `body` with one session while no other session of the pool is in use: it waits until
+    /// every borrowed session is back (BUSY after the wait limit), and nothing is lent meanwhile.
+    /// For what changes the login state of every session at once (a Security Officer login).
+    func exclusive<R>(_ body: (Session) throws -> R) throws -> R {
+        lock.lock()
+        let deadline = Date().addingTimeInterval(waitLimit)
+        while idle.count < size || idle.isEmpty {
+            if !lock.wait(until: deadline) {
+                lock.unlock()
+                throw ByokError(.busy, "token sessions stayed busy for \(Int(waitLimit)) seconds; try again shortly")
+            }
+        }
+        let all = idle
+        let gen = generation
+        idle = []
+        lock.unlock()
+        defer {
+            lock.lock()
+            if gen == generation { idle = all; lock.broadcast() } else { all.forEach { $0.close() } }
+            lock.unlock()
+        }
+        return try body(all[0])
     }
 }

@@ -59,16 +59,46 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
         } catch {
             throw ByokError(.tokenUnavailable, "cannot open sessions on token \"\(info.label)\": \(error)")
         }
-        if info.loginRequired {
-            let pin = try loadPIN()
-            do { try sessions[0].login(pin) } catch let e as PKCS11Error {
-                throw ByokError(.tokenLoginFailed, "cannot log in to token \"\(info.label)\": \(TokenErrors.explain(e))")
-            }
-        }
+        if info.loginRequired { try logIn(sessions[0], token: info) }
         onConnect()
         lock.withLock { state = .connected(info) }
         pool.fill(sessions)
         logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)"])
+    }
+
+    /// C_Login as the user, with the PIN read afresh (and wiped after).
+    private func logIn(_ session: Session, token info: TokenInfo) throws {
+        let pin = try loadPIN()
+        do { try session.login(pin) } catch let e as PKCS11Error {
+            throw ByokError(.tokenLoginFailed, "cannot log in to token \"\(info.label)\": \(TokenErrors.explain(e))")
+        }
+    }
+
+    /// Runs `body` as the Security Officer on a session of its own, while no other request uses
+    /// the token: the user is logged out, the SO logged in with `soPIN` (wiped after), and after
+    /// `body` the SO is logged out and the user logged in again, whatever happened. Handles of
+    /// private objects are void afterwards (`onConnect` clears the caches that hold them).
+    func asSecurityOfficer<R>(_ soPIN: PIN, _ body: (Session, TokenInfo) throws -> R) throws -> R {
+        defer { soPIN.wipe() }
+        let token = try connectedToken()
+        return try pool.exclusive { session in
+            if token.loginRequired { try? session.logout() }
+            defer {
+                do {
+                    if token.loginRequired { try logIn(session, token: token) }
+                    onConnect()
+                } catch {
+                    lock.withLock { state = .lost(reason: "\(error)") }
+                    logger.error("could not log the user in again after the Security Officer step", metadata: ["error": "\(error)"])
+                }
+            }
+            do { try session.loginSecurityOfficer(soPIN) } catch let e as PKCS11Error {
+                throw ByokError(e.returnValue == .pinIncorrect ? .denied : .tokenLoginFailed,
+                                "the Security Officer login to token \"\(token.label)\" failed: \(TokenErrors.explain(e))")
+            }
+            defer { try? session.logout() }
+            return try body(session, token)
+        }
     }
 
     private func loadPIN() throws -> PIN {

@@ -19,18 +19,27 @@ extension TokenService {
 
     /// `POST /v1/kms/import`: GetParametersForImport → on-token wrap → ImportKeyMaterial → DescribeKey.
     public func kmsImport(_ r: KMSImportRequest) throws -> KMSImportResponse {
+        let plan = try planKMSImport(r)
+        return try finishKMSImport(plan, wrapped: try wrap(plan))
+    }
+
+    /// The import checked and its parameters fetched from AWS KMS (the wrapping key's source is
+    /// `kms`): what an approver or the Security Officer sees before the wrap.
+    func planKMSImport(_ r: KMSImportRequest) throws -> WrapPlan {
         // What the token key is decides the algorithm: the best AWS allows for it that passed the self-test.
         let spec = try TokenErrors.guarded("kms import") {
             try withSession(retry: true) { session, token -> KeySpec in
-                // Through the key cache, so the wrap below does not search the token again.
+                // Through the key cache, so the wrap below does not read the key again.
                 let (key, _) = try keys.key(r.key, store: KeyStore(session: session, token: token))
-                guard let spec = key.spec else { throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec") }
+                guard let spec = key.spec else {
+                    throw ByokError(.keyNotImportable, "key \"\(Display.escaped(key.label))\" is \(key.typeDescription), which is no AWS KMS key spec")
+                }
                 return spec
             }
         }
         let algorithm: WrappingAlgorithm
         if let name = r.wrappingAlgorithm {
-            guard let a = WrappingAlgorithm(name: name) else { throw ByokError(.algorithmUnknown, "unknown wrapping algorithm \"\(name)\"") }
+            guard let a = WrappingAlgorithm(name: name) else { throw ByokError(.algorithmUnknown, "unknown wrapping algorithm \"\(Display.escaped(name))\"") }
             algorithm = a
         } else {
             let passed = passedAlgorithms
@@ -41,12 +50,10 @@ extension TokenService {
         }
         let wrappingKeySpecName = r.wrappingKeySpec ?? "RSA_4096"
         guard let wrappingKeySpec = WrappingKeySpec(rawValue: wrappingKeySpecName) else {
-            throw ByokError(.badRequest, "wrapping key spec \(wrappingKeySpecName) is not RSA_2048, RSA_3072 or RSA_4096")
+            throw ByokError(.badRequest, "wrapping key spec \(Display.escaped(wrappingKeySpecName)) is not RSA_2048, RSA_3072 or RSA_4096")
         }
-        var validTo: Date?
-        if let v = r.validTo {
-            guard let d = Timestamp.parse(v) else { throw ByokError(.badRequest, "--valid-to \"\(v)\" is not an ISO 8601 time") }
-            validTo = d
+        if let v = r.validTo, Timestamp.parse(v) == nil {
+            throw ByokError(.badRequest, "--valid-to \"\(Display.escaped(v))\" is not an ISO 8601 time")
         }
         let answer = try kmsClients.call {
             try $0.getParametersForImport(keyId: r.kmsKeyId, wrappingAlgorithm: algorithm.rawValue, wrappingKeySpec: wrappingKeySpec.rawValue)
@@ -54,14 +61,21 @@ extension TokenService {
         let params = ImportParameters(publicKeyDER: answer.publicKey, importToken: answer.importToken, kmsKeyId: answer.keyId,
                                       validTo: answer.validTo, wrappingAlgorithm: algorithm, wrappingKeySpec: wrappingKeySpec,
                                       source: "GetParametersForImport")
-        let wrapped = try wrap(key: r.key, try params.resolve(requested: algorithm.rawValue))
+        return try plan(key: r.key, try params.resolve(requested: algorithm.rawValue), source: .kms, kmsKeyIdAsGiven: r.kmsKeyId, kmsImport: r)
+    }
+
+    /// ImportKeyMaterial with the wrapped material, then DescribeKey.
+    func finishKMSImport(_ plan: WrapPlan, wrapped: WrapResponse) throws -> KMSImportResponse {
+        guard let r = plan.kmsImport else { throw ByokError(.internal, "not an import") }
+        let validTo = r.validTo.flatMap(Timestamp.parse)
         try kmsClients.call {
             try $0.importKeyMaterial(keyId: r.kmsKeyId, encryptedKeyMaterial: Array(Data(base64Encoded: wrapped.encryptedKeyMaterial)!),
-                                     importToken: answer.importToken, validTo: validTo, importType: r.importType,
+                                     importToken: plan.resolved.parameters.importToken, validTo: validTo, importType: r.importType,
                                      keyMaterialDescription: r.keyMaterialDescription)
         }
         let described = try kmsClients.call { try $0.describeKey(keyId: r.kmsKeyId) }
-        logger.info("imported into AWS KMS", metadata: ["kmsKeyId": "\(described.arn)", "state": "\(described.keyState)", "label": "\(wrapped.manifest.key.label)"])
+        logger.info("imported into AWS KMS", metadata: ["kmsKeyId": "\(Display.escaped(described.arn))", "state": "\(described.keyState)",
+                                                        "label": "\(Display.escaped(wrapped.manifest.key.label))"])
         return KMSImportResponse(wrap: wrapped, kms: described)
     }
 }

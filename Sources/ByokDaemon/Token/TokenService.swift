@@ -16,6 +16,8 @@ public final class TokenService: Sendable {
     let keys = KeyCache()
     let wrappingKeys = WrappingKeyCache()
     let kmsClients: KMSClientCache
+    /// What the start-up check found about CKA_WRAP_WITH_TRUSTED (nil: `trustedWrapping` is off).
+    let trustCheck = Mutex<TrustedWrappingCheck?>(nil)
 
     public init(config: Configuration, logger: Logger) throws {
         self.logger = logger
@@ -46,10 +48,27 @@ public final class TokenService: Sendable {
         case .connected(let t): token = t
         case .lost(let reason): error = reason
         }
-        return StatusResponse(version: ByokVersion.current, module: connection.module.path, moduleDescription: connection.moduleDescription,
-                              token: token.map { .init(label: $0.label, serial: $0.serial, model: $0.model, manufacturer: $0.manufacturer) },
-                              tokenAvailable: token != nil, tokenError: error, algorithms: algorithms,
-                              selfTestAt: verdicts.map { Timestamp.string($0.at) })
+        var status = StatusResponse(version: ByokVersion.current, module: connection.module.path, moduleDescription: connection.moduleDescription,
+                                    token: token.map { .init(label: $0.label, serial: $0.serial, model: $0.model, manufacturer: $0.manufacturer) },
+                                    tokenAvailable: token != nil, tokenError: error, algorithms: algorithms,
+                                    selfTestAt: verdicts.map { Timestamp.string($0.at) })
+        status.trustedWrapping = trustCheck.withLock { $0 }.map { $0.enforced ? $0.finding : "not enforced: \($0.finding)" } ?? "off"
+        return status
+    }
+
+    /// With `trustedWrapping` on: removes trusted objects a crash may have left, and proves the
+    /// token enforces CKA_WRAP_WITH_TRUSTED; a token that does not is refused (byokd does not start).
+    public func prepareTrustedWrapping() throws {
+        guard connection.config.resolvedTrustedWrapping else { return }
+        destroyTrustedObjects()
+        let check = try TokenErrors.guarded("the trusted-wrapping check") {
+            try withSession { session, _ in try TrustedWrappingCheck.run(session: session) }
+        }
+        trustCheck.withLock { $0 = check }
+        guard check.enforced else {
+            throw ByokError(.trustedWrappingUnavailable, "trustedWrapping is on but this token does not enforce it: \(check.finding); byokd will not start, because the token would not be the last line")
+        }
+        logger.notice("trusted wrapping: \(check.finding)")
     }
 
     /// Runs the start-up self-test on its own thread, so byokd answers (status) at once; wraps
@@ -99,12 +118,12 @@ public final class TokenService: Sendable {
             try withSession { session, token in
                 let store = KeyStore(session: session, token: token)
                 let key: TokenKey
-                do { key = try store.generate(label: request.label, spec: spec) } catch let e as PKCS11Error
+                do { key = try store.generate(label: request.label, spec: spec, wrapWithTrusted: connection.config.resolvedTrustedWrapping) } catch let e as PKCS11Error
                     where [.curveNotSupported, .keySizeRange, .mechanismInvalid, .domainParamsInvalid].contains(e.returnValue) {
                     // CKR_DOMAIN_PARAMS_INVALID is what NSS answers for secp256k1.
                     throw ByokError(.tokenLacksAlgorithm, "token \"\(token.label)\" (\(token.model)) cannot generate \(spec.rawValue) keys: \(TokenErrors.explain(e))")
                 }
-                logger.info("generated key", metadata: ["label": "\(key.label)", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)"])
+                logger.info("generated key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)"])
                 return store.info(key)
             }
         }
@@ -112,17 +131,83 @@ public final class TokenService: Sendable {
 
     /// `POST /v1/wrap`: the parameters checked before the token is touched, then one wrap on it.
     public func wrap(_ request: WrapRequest) throws -> WrapResponse {
-        let params = try ImportParameters(request.parameters)
-        let resolved = try params.resolve(requested: request.wrappingAlgorithm)
-        return try wrap(key: request.key, resolved)
+        let resolved = try Self.resolve(request)
+        return try TokenErrors.guarded("wrap") {
+            try withSession(retry: true) { session, token in
+                try wrapOne(.init(reference: request.key, resolved: resolved, source: .operator), session: session, token: token)
+            }
+        }
     }
 
-    /// Wraps `reference` under checked parameters (a side-effect-free token operation, retried once
-    /// after a reconnect).
-    func wrap(key reference: String, _ resolved: ImportParameters.Resolved) throws -> WrapResponse {
+    static func resolve(_ request: WrapRequest) throws -> ImportParameters.Resolved {
+        try ImportParameters(request.parameters).resolve(requested: request.wrappingAlgorithm)
+    }
+
+    /// A wrap checked now and run later (after a second operator's approval or the Security
+    /// Officer's step): the parameters resolved, the key found and checked on the token.
+    func plan(_ request: WrapRequest) throws -> WrapPlan {
+        try plan(key: request.key, Self.resolve(request), source: .operator, kmsKeyIdAsGiven: request.parameters.kmsKeyId, kmsImport: nil)
+    }
+
+    func plan(key reference: String, _ resolved: ImportParameters.Resolved, source: WrappingKeySource,
+              kmsKeyIdAsGiven: String?, kmsImport: KMSImportRequest?) throws -> WrapPlan {
+        let info = try TokenErrors.guarded("wrap") {
+            try withSession(retry: true) { session, token in
+                let (key, info) = try keys.key(reference, store: KeyStore(session: session, token: token))
+                try checkWrappable(key, resolved, token: token, trusted: connection.config.resolvedTrustedWrapping)
+                return info
+            }
+        }
+        return WrapPlan(keyReference: reference, key: info, resolved: resolved, source: source, kmsKeyIdAsGiven: kmsKeyIdAsGiven, kmsImport: kmsImport)
+    }
+
+    /// Runs a plan: the key must still be the one the plan names.
+    func wrap(_ plan: WrapPlan) throws -> WrapResponse {
         try TokenErrors.guarded("wrap") {
             try withSession(retry: true) { session, token in
-                try wrapOne(key: reference, resolved, session: session, token: token)
+                try wrapOne(.init(plan), session: session, token: token)
+            }
+        }
+    }
+
+    /// The Security Officer step (`trustedWrapping`): the SO logs in (byokd's other token work
+    /// waits), makes a trusted copy of the plan's wrapping key (and, for the stepwise RSA_AES
+    /// route, a trusted ephemeral AES key) as public token objects and logs out; the user logs in
+    /// again; the wrap runs under the trusted copies, which are then destroyed.
+    func trustedWrap(_ plan: WrapPlan, soPIN: PIN, tag: String) throws -> WrapResponse {
+        let label = OnTokenWrap.trustedLabelPrefix + tag
+        let route = try self.route(for: plan.resolved.algorithm, token: connection.connectedToken())
+        defer { destroyTrustedObjects(label: label) }
+        try TokenErrors.guarded("the Security Officer step") {
+            try connection.asSecurityOfficer(soPIN) { session, token in
+                let w = OnTokenWrap(session: session, token: token)
+                _ = try w.createTrustedWrappingKey(plan.resolved.wrappingKey, label: label)
+                if route == .steps || route == .stepsKWP { _ = try w.createTrustedEphemeralKey(label: label) }
+            }
+        }
+        return try TokenErrors.guarded("wrap") {
+            try withSession { session, token in
+                let rsa = try session.findObjects([.class(.publicKey), .token(true), .label(label)])
+                let aes = try session.findObjects([.class(.secretKey), .token(true), .label(label)])
+                guard rsa.count == 1, aes.count <= 1 else {
+                    throw ByokError(.trustedWrappingUnavailable, "the trusted copy of the wrapping key is not on token \"\(token.label)\" as the Security Officer made it; nothing was wrapped")
+                }
+                var job = WrapJob(plan)
+                job.trusted = (rsa[0], aes.first)
+                return try wrapOne(job, session: session, token: token)
+            }
+        }
+    }
+
+    /// Destroys what a Security Officer step made (also what a crash left, at start).
+    func destroyTrustedObjects(label: String? = nil) {
+        _ = try? withSession { session, _ in
+            let template: [PKCS11.Attribute] = [.token(true)] + (label.map { [.label($0)] } ?? [])
+            for h in try session.findObjects(template) {
+                guard let l = try? session.attributes(h, [.label]).string(.label), l.hasPrefix(OnTokenWrap.trustedLabelPrefix) else { continue }
+                do { try session.destroyObject(h) } catch {
+                    logger.error("could not destroy a trusted object; a Security Officer should remove it", metadata: ["label": "\(Display.escaped(l))", "error": "\(error)"])
+                }
             }
         }
     }
@@ -145,43 +230,83 @@ public final class TokenService: Sendable {
         }
     }
 
-    private func wrapOne(key reference: String, _ resolved: ImportParameters.Resolved,
-                         session: Session, token: TokenInfo, retry: Bool = true) throws -> WrapResponse {
-        let params = resolved.parameters
-        let store = KeyStore(session: session, token: token)
-        let (key, info) = try keys.key(reference, store: store)
+    /// One wrap as `wrapOne` runs it.
+    struct WrapJob {
+        let reference: String
+        let resolved: ImportParameters.Resolved
+        let source: WrappingKeySource
+        /// The key the plan named: the wrap is refused if the reference now names another.
+        var expected: KeyInfo? = nil
+        /// The trusted wrapping key (and ephemeral AES key) the Security Officer made.
+        var trusted: (rsa: ObjectHandle, aes: ObjectHandle?)? = nil
+
+        init(reference: String, resolved: ImportParameters.Resolved, source: WrappingKeySource) {
+            self.reference = reference; self.resolved = resolved; self.source = source
+        }
+
+        init(_ plan: WrapPlan) {
+            self.init(reference: plan.keyReference, resolved: plan.resolved, source: plan.source)
+            expected = plan.key
+        }
+    }
+
+    /// What must hold for `key` to be wrapped under `resolved`, checked before C_WrapKey.
+    private func checkWrappable(_ key: TokenKey, _ resolved: ImportParameters.Resolved, token: TokenInfo, trusted: Bool) throws {
         guard let spec = key.spec else {
-            throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw ByokError(.keyNotImportable, "key \"\(Display.escaped(key.label))\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        try ImportRules.check(spec: spec, algorithm: resolved.algorithm, wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: params.kmsKeySpec)
+        try ImportRules.check(spec: spec, algorithm: resolved.algorithm, wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: resolved.parameters.kmsKeySpec)
         if key.extractable == false {
-            throw ByokError(.keyNotExtractable, "key \"\(key.label)\" has CKA_EXTRACTABLE=false, so the token will not wrap it; it cannot be imported into AWS KMS")
+            throw ByokError(.keyNotExtractable, "key \"\(Display.escaped(key.label))\" has CKA_EXTRACTABLE=false, so the token will not wrap it; it cannot be imported into AWS KMS")
         }
-        let route = try self.route(for: resolved.algorithm, token: token)
-        let wrappingKey = try wrappingKeys.handle(for: resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
+        if trusted && key.wrapWithTrusted != true {
+            throw ByokError(.keyNotExtractable, "key \"\(Display.escaped(key.label))\" lacks CKA_WRAP_WITH_TRUSTED, so the token would not hold its wrap to the Security Officer's control; with trustedWrapping on, byokd wraps only keys it generated that way")
+        }
+        _ = try route(for: resolved.algorithm, token: token)
+    }
+
+    private func wrapOne(_ job: WrapJob, session: Session, token: TokenInfo, retry: Bool = true) throws -> WrapResponse {
+        let trustedWrapping = connection.config.resolvedTrustedWrapping
+        if trustedWrapping && job.trusted == nil {
+            throw ByokError(.trustedWrappingUnavailable, "with trustedWrapping on, every wrap waits for the Security Officer (`byokctl trust ID`); this one did not")
+        }
+        let params = job.resolved.parameters
+        let store = KeyStore(session: session, token: token)
+        let (key, info) = try keys.key(job.reference, store: store)
+        if let expected = job.expected, expected.id != info.id || expected.fingerprint != info.fingerprint {
+            throw ByokError(.keyNotFound, "\"\(Display.escaped(job.reference))\" no longer names the key that was approved (id \(expected.id), now \(info.id)); nothing was wrapped — ask again")
+        }
+        try checkWrappable(key, job.resolved, token: token, trusted: trustedWrapping)
+        let spec = key.spec!
+        let route = try self.route(for: job.resolved.algorithm, token: token)
+        let wrappingKey = try job.trusted?.rsa ?? wrappingKeys.handle(for: job.resolved.wrappingKey, validTo: params.validTo, session: session, token: token)
         let blob: [UInt8]
         do {
-            blob = try OnTokenWrap(session: session, token: token).wrap(key: key.handle, with: resolved.algorithm, route: route, wrappingKey: wrappingKey)
-        } catch let e as PKCS11Error where retry && [.keyHandleInvalid, .objectHandleInvalid, .wrappingKeyHandleInvalid].contains(e.returnValue) {
+            blob = try OnTokenWrap(session: session, token: token).wrap(key: key.handle, with: job.resolved.algorithm, route: route,
+                                                                        wrappingKey: wrappingKey, ephemeral: job.trusted?.aes)
+        } catch let e as PKCS11Error where retry && job.trusted == nil && [.keyHandleInvalid, .objectHandleInvalid, .wrappingKeyHandleInvalid].contains(e.returnValue) {
             // A cached handle is gone (the key deleted, or the wrapping key's session closed):
             // look both up again and retry once.
-            wrappingKeys.forget(resolved.wrappingKey)
-            keys.forget(reference)
-            return try wrapOne(key: reference, resolved, session: session, token: token, retry: false)
+            wrappingKeys.forget(job.resolved.wrappingKey)
+            keys.forget(job.reference)
+            return try wrapOne(job, session: session, token: token, retry: false)
         }
-        let hash = resolved.algorithm.hash!.rawValue
+        let hash = job.resolved.algorithm.hash!.rawValue
         let manifest = Manifest(
-            kmsKeyId: params.kmsKeyId, wrappingAlgorithm: resolved.algorithm.rawValue,
-            wrappingKeySpec: resolved.wrappingKeySpec.rawValue, wrappingPublicKeySha256: resolved.wrappingKey.sha256.hex,
+            kmsKeyId: params.kmsKeyId, wrappingAlgorithm: job.resolved.algorithm.rawValue,
+            wrappingKeySpec: job.resolved.wrappingKeySpec.rawValue, wrappingPublicKeySha256: job.resolved.wrappingKey.sha256.hex,
             parametersValidTo: params.validTo.map(Timestamp.string),
             key: .init(info, spec: spec.rawValue),
             token: .init(label: token.label, serial: token.serial, model: token.model),
             wrapMechanism: "C_WrapKey \(route.description) (\(hash), MGF1-\(hash))",
             encryptedKeyMaterialSha256: Digest.sha256(blob).hex, importTokenSha256: Digest.sha256(params.importToken).hex,
-            createdAt: Timestamp.string(Date()), byokdVersion: ByokVersion.current)
-        logger.info("wrapped key", metadata: ["label": "\(key.label)", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
-                                              "algorithm": "\(resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",
-                                              "kmsKeyId": "\(params.kmsKeyId ?? "-")"])
+            createdAt: Timestamp.string(Date()), byokdVersion: ByokVersion.current,
+            wrappingKeySource: job.source, trustedBySecurityOfficer: job.trusted == nil ? nil : true)
+        if logger.logLevel <= .info {
+            logger.info("wrapped key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
+                                                  "algorithm": "\(job.resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",
+                                                  "source": "\(job.source.rawValue)", "kmsKeyId": "\(Display.escaped(params.kmsKeyId ?? "-"))"])
+        }
         return WrapResponse(manifest: manifest, encryptedKeyMaterial: Data(blob).base64EncodedString(),
                             importToken: Data(params.importToken).base64EncodedString())
     }
