@@ -26,7 +26,7 @@ final class PipelineTests: XCTestCase {
 
     func testOperationNamesAreOneListForAccessTwoPersonRuleAndDocs() throws {
         XCTAssertEqual(Operation.accessNames.map(\.rawValue),
-                       ["status", "keys.list", "keys.generate", "wrap", "selftest", "approve", "audit", "kms.import", "kms.create-key"])
+                       ["status", "keys.list", "keys.generate", "wrap", "selftest", "approve", "trust", "audit", "kms.import", "kms.create-key"])
         XCTAssertEqual(Operation.wrapBatch.permissions, [.wrap])
         XCTAssertEqual(Operation.auditVerify.permissions, [.audit])
         XCTAssertEqual(Operation.approvalsList.permissions, [.approve])

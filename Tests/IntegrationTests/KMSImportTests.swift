@@ -131,6 +131,59 @@ final class KMSImportTests: XCTestCase {
         // Honest again: the same import now succeeds.
         XCTAssertEqual(try importKey(d, kmsKey: kmsKey, label: "k", extra: ["--wrapping-algorithm", "RSAES_OAEP_SHA_256"]).code, 0)
     }
+
+    /// With trustedWrapping, an online import waits for the Security Officer, who sees the wrapping
+    /// key byokd fetched from AWS KMS (source `kms`); after `byokctl trust` KMS really unwraps it.
+    func testAnImportUnderTrustedWrappingWaitsForTheSecurityOfficerAndKMSAcceptsIt() throws {
+        try requireLocalStack()
+        let dir = TempDir("byokd-daemon")
+        chmod(dir.path, 0o755)
+        let token = try SoftHSM.makeToken(in: dir)
+        let config = dir.write("byokd.json", """
+            {"module": "\(SoftHSM.module)", "token": "\(token.label)", "pinFile": "\(token.pinFile)", "socketMode": "0666",
+             "trustedWrapping": true, "access": {"trust": ["uid:65534"]}}
+            """)
+        let d = try DaemonFixture(arguments: ["--config", config], environment: Self.awsEnv(token.environment), dir: dir)
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "guarded", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let kmsKey = try createKey(d, spec: "SYMMETRIC_DEFAULT")
+        let requester = Process()
+        requester.executableURL = URL(fileURLWithPath: Binaries.byokctl)
+        requester.arguments = ["kms", "import", "--kms-key-id", kmsKey, "--key", "guarded", "--wrapping-algorithm", "RSAES_OAEP_SHA_1",
+                               "--wrapping-key-spec", "RSA_2048", "--out", d.dir.file("out"), "--json"]
+        var env = ProcessInfo.processInfo.environment
+        env["BYOKD_SOCKET"] = d.socket
+        requester.environment = env
+        let out = Pipe()
+        requester.standardOutput = out
+        requester.standardError = FileHandle.nullDevice
+        try requester.run()
+        var pending: [String: Any]?
+        for _ in 0..<200 {
+            pending = (try d.ctl(["pending", "--json"]).json?["pending"] as? [[String: Any]])?.first
+            if pending != nil { break }
+            usleep(50_000)
+        }
+        let p = try XCTUnwrap(pending)
+        XCTAssertEqual(p["needs"] as? String, "trust")
+        XCTAssertEqual(p["wrappingKeySource"] as? String, "kms")
+        XCTAssertEqual(p["operation"] as? String, "kms.import")
+        XCTAssertEqual(try boto("print(kms.describe_key(KeyId='\(kmsKey)')['KeyMetadata']['KeyState'])"), "PendingImport", "nothing imported yet")
+        let soPin = d.dir.write("so-pin", "12345678\n")
+        chmod(soPin, 0o644)
+        var env2 = ProcessInfo.processInfo.environment
+        env2["BYOKD_SOCKET"] = d.socket
+        let trust = try Tools.run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Binaries.byokctl, "trust", try XCTUnwrap(p["id"] as? String),
+                                             "--wrapping-key-sha256", try XCTUnwrap(p["wrappingPublicKeySha256"] as? String), "--so-pin-file", soPin], environment: env2)
+        XCTAssertEqual(trust.code, 0, trust.err)
+        let answer = out.fileHandleForReading.readDataToEndOfFile()
+        requester.waitUntilExit()
+        XCTAssertEqual(requester.terminationStatus, 0, String(decoding: answer, as: UTF8.self))
+        XCTAssertEqual(try boto("print(kms.describe_key(KeyId='\(kmsKey)')['KeyMetadata']['KeyState'])"), "Enabled")
+        XCTAssertEqual(try boto("c = kms.encrypt(KeyId='\(kmsKey)', Plaintext=b'ceremony')['CiphertextBlob']\nprint(kms.decrypt(CiphertextBlob=c)['Plaintext'].decode())"), "ceremony")
+        let manifest = try XCTUnwrap((try JSONSerialization.jsonObject(with: answer) as? [String: Any])?["wrap"] as? [String: Any])["manifest"] as? [String: Any]
+        XCTAssertEqual(manifest?["wrappingKeySource"] as? String, "kms")
+        XCTAssertEqual(manifest?["trustedBySecurityOfficer"] as? Bool, true)
+    }
 }
 
 /// Failures that need no KMS at all: an endpoint that refuses, and one that never answers.

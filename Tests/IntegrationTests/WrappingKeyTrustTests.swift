@@ -263,4 +263,19 @@ final class WrappingKeyTrustTests: XCTestCase {
         XCTAssertTrue(r.err.contains("CKA_WRAP_WITH_TRUSTED"), r.err)
         XCTAssertEqual((try d.ctl(["pending", "--json"]).json?["pending"] as? [[String: Any]])?.count, 0, "refused before it was held")
     }
+
+    /// What NSS softokn (3.87, Debian 12) does: it keeps CKA_WRAP_WITH_TRUSTED on a key but wraps
+    /// it under an untrusted key all the same, so it cannot be the last line; byokd says so and
+    /// does not start with trustedWrapping on. (SoftHSM 2.6.1 enforces it: the test above.)
+    func testATokenThatDoesNotEnforceWrapWithTrustedIsRefusedAtStart() throws {
+        let dir = TempDir("byokd-daemon")
+        let db = try NSSSoftokn.makeDatabase(in: dir)
+        let d = try DaemonFixture(arguments: ["--module", NSSSoftokn.module, "--init-args", db.initArgs, "--token", NSSSoftokn.tokenLabel,
+                                              "--pin-file", db.passwordFile, "--config", dir.write("c.json", #"{"trustedWrapping": true}"#)],
+                                  dir: dir, waitReady: false)
+        d.process.waitUntilExit()
+        XCTAssertEqual(d.process.terminationStatus, 3, d.log)
+        XCTAssertTrue(d.log.contains("TRUSTED_WRAPPING_UNAVAILABLE"), d.log)
+        XCTAssertTrue(d.log.contains("wrapped a CKA_WRAP_WITH_TRUSTED key under an untrusted key"), d.log)
+    }
 }
