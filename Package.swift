@@ -70,7 +70,8 @@ let package = Package(
 
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
-        .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
+        .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport",
+                                                    .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
         // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".

@@ -1,6 +1,7 @@
 import ByokAPI
 @testable import ByokDaemon
 import Foundation
+import Logging
 import XCTest
 
 /// The request pipeline's parts, in process: the endpoint table, the operation names, typed
@@ -140,5 +141,22 @@ final class PipelineTests: XCTestCase {
                                             requestId: "r3", peer: alice)
         XCTAssertEqual(generated.key?.fingerprint, "ff00", "a private key is named by its public key's hash")
         XCTAssertEqual(generated.operation, "keys.generate")
+    }
+}
+
+/// byokd's log lines cannot be forged or used to repaint a terminal.
+final class SafeLogHandlerTests: XCTestCase {
+    func testMessagesAndMetadataAreEscapedOneLinePerEvent() {
+        final class Sink: @unchecked Sendable { var text = "" }
+        let sink = Sink()
+        var logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .info) { sink.text += $0 } }
+        logger[metadataKey: "request"] = "r1"
+        logger.info("wrapped key", metadata: ["label": "k\n2026-01-01T00:00:00Z critical byokd: forged", "kms": "\u{1B}[2J"])
+        logger.debug("not at this level")
+        XCTAssertEqual(sink.text.filter { $0 == "\n" }.count, 1, sink.text)
+        XCTAssertTrue(sink.text.contains("label=k\\n2026-01-01T00:00:00Z critical byokd: forged"), sink.text)
+        XCTAssertTrue(sink.text.contains("kms=\\u{1B}[2J"), sink.text)
+        XCTAssertTrue(sink.text.contains("request=r1"))
+        XCTAssertFalse(sink.text.contains("\u{1B}"))
     }
 }
