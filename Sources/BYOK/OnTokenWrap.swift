@@ -60,21 +60,28 @@ public struct OnTokenWrap {
 
     /// The wrap itself, given a wrapping key already on the token. Returns the EncryptedKeyMaterial.
     /// The stepwise routes make their own ephemeral AES key unless given one (the trusted one).
+    /// `sizes`: the wrapping key's modulus and the most key material the key can hold, in bytes,
+    /// so each C_WrapKey is one call into a buffer of the right size (no size query first).
     public func wrap(key: ObjectHandle, with algorithm: WrappingAlgorithm, route: WrapRoute, wrappingKey: ObjectHandle,
-                     ephemeral given: ObjectHandle? = nil) throws -> [UInt8] {
+                     ephemeral given: ObjectHandle? = nil, sizes: (modulus: Int, material: Int)? = nil) throws -> [UInt8] {
         guard let hash = algorithm.hash else { throw ByokError(.algorithmRefused, algorithm.refusal ?? "\(algorithm.rawValue) is not supported") }
+        // RFC 5649: the padded material plus one 8-byte block.
+        let kwp = sizes.map { ($0.material + 7) / 8 * 8 + 8 }
         switch route {
         case .oaep:
-            return try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
+            return try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key, expectedLength: sizes?.modulus)
         case .nativeRsaAes:
-            return try session.wrapKey(.rsaAesKeyWrap(aesKeyBits: 256, hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key)
+            return try session.wrapKey(.rsaAesKeyWrap(aesKeyBits: 256, hash: hash, mgf: hash), wrappingKey: wrappingKey, key: key,
+                                       expectedLength: sizes.map { $0.modulus + kwp! })
         case .steps, .stepsKWP:
             let ephemeral = try given ?? session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
                                                                           .private(true), .sensitive(true), .extractable(true), .wrap(true),
                                                                           .label("byokd-ephemeral")])
             defer { if given == nil { try? session.destroyObject(ephemeral) } }
-            let wrappedTarget = try session.wrapKey(route == .stepsKWP ? .aesKeyWrapKwp : .aesKeyWrapPad, wrappingKey: ephemeral, key: key)
-            let wrappedEphemeral = try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: ephemeral)
+            let wrappedTarget = try session.wrapKey(route == .stepsKWP ? .aesKeyWrapKwp : .aesKeyWrapPad, wrappingKey: ephemeral, key: key,
+                                                    expectedLength: kwp)
+            let wrappedEphemeral = try session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: wrappingKey, key: ephemeral,
+                                                       expectedLength: sizes?.modulus)
             return wrappedEphemeral + wrappedTarget
         }
     }

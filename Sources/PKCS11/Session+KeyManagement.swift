@@ -27,9 +27,11 @@ extension Session {
     }
 
     /// `C_WrapKey`: the key leaves the token only encrypted under `wrappingKey`.
-    public func wrapKey(_ mechanism: Mechanism, wrappingKey: ObjectHandle, key: ObjectHandle) throws -> [UInt8] {
+    /// `expectedLength`: the wrapped key's size when the caller knows it (an RSA wrap's output is
+    /// the modulus' size), so one call does it; else the size is asked first.
+    public func wrapKey(_ mechanism: Mechanism, wrappingKey: ObjectHandle, key: ObjectHandle, expectedLength: Int? = nil) throws -> [UInt8] {
         try mechanism.withC { m in
-            try fetchBytes(.wrapKey) { buf, len in
+            try fetchBytes(.wrapKey, expectedLength: expectedLength) { buf, len in
                 try module.callRV(.wrapKey, \.C_WrapKey) { $0(handle, m, wrappingKey.ck, key.ck, buf, len) }
             }
         }

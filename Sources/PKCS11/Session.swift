@@ -55,11 +55,25 @@ public final class Session: @unchecked Sendable {
         return out
     }
 
-    /// The size-query-then-fill pattern of PKCS#11 output buffers, in one place: the call is made
-    /// with a NULL buffer to learn the length, then with a buffer of that length.
-    func fetchBytes(_ function: Function, _ invoke: (UnsafeMutablePointer<CK_BYTE>?, UnsafeMutablePointer<CK_ULONG>) throws -> CK_RV) throws -> [UInt8] {
+    /// PKCS#11 output buffers, in one place. With `expectedLength` (what the caller knows the
+    /// output will be, at most), one call into a buffer of that size is all it takes; without it, or
+    /// if the token answers CKR_BUFFER_TOO_SMALL, the size is asked first (a NULL buffer) and the
+    /// call made again with a buffer of that size.
+    func fetchBytes(_ function: Function, expectedLength: Int? = nil,
+                    _ invoke: (UnsafeMutablePointer<CK_BYTE>?, UnsafeMutablePointer<CK_ULONG>) throws -> CK_RV) throws -> [UInt8] {
+        var rv: CK_RV
+        if let expectedLength, expectedLength > 0 {
+            var out = [UInt8](repeating: 0, count: expectedLength)
+            var got = CK_ULONG(expectedLength)
+            rv = try out.withUnsafeMutableBufferPointer { try invoke($0.baseAddress, &got) }
+            if rv == CKR_OK {
+                if Int(got) < out.count { out.removeSubrange(Int(got)...) }
+                return out
+            }
+            guard rv == CKR_BUFFER_TOO_SMALL else { throw PKCS11Error.call(function: function, rv: ReturnValue(rv)) }
+        }
         var len: CK_ULONG = 0
-        var rv = try invoke(nil, &len)
+        rv = try invoke(nil, &len)
         guard rv == CKR_OK else { throw PKCS11Error.call(function: function, rv: ReturnValue(rv)) }
         var out = [UInt8](repeating: 0, count: Int(len))
         // Some modules under-report the length in the query (NSS's CKM_AES_KEY_WRAP_KWP); on

@@ -85,4 +85,27 @@ final class TokenFaultTests: XCTestCase {
         XCTAssertEqual(try daemon.ctl(["status", "--json"]).json?["tokenAvailable"] as? Bool, true)
         XCTAssertEqual(try wrap(2).code, 0)
     }
+
+    /// One wrap is one C_WrapKey into a buffer of the right size: no size query first (the token
+    /// does the whole RSA operation for a query too). Counted by the forwarding module.
+    func testAWrapIsOneCWrapKeyCall() throws {
+        let dir = TempDir("byokd-daemon")
+        let token = try SoftHSM.makeToken(in: dir)
+        let log = dir.file("wraps.log")
+        var env = ForwardingModule.environment(forwardingTo: SoftHSM.module, faultFile: dir.file("none"), base: token.environment)
+        env["BYOK_TEST_WRAP_LOG"] = log
+        let d = try DaemonFixture(arguments: ["--module", try ForwardingModule.path(), "--token", token.label, "--pin-file", token.pinFile],
+                                  environment: env, dir: dir)
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let p = dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        try? FileManager.default.removeItem(atPath: log)  // the self-test's wraps
+        for n in 0..<3 {
+            let r = try d.ctl(["wrap", "--key", "k", "--params", p, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", dir.file("o\(n)")])
+            XCTAssertEqual(r.code, 0, r.err)
+            let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: dir.file("o\(n)/EncryptedKeyMaterial.bin"))), with: aws, hash: "sha1")
+            XCTAssertEqual(key.count, 32)
+        }
+        let calls = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(calls, ["C_WrapKey fill", "C_WrapKey fill", "C_WrapKey fill"])
+    }
 }

@@ -31,6 +31,9 @@
  *                            forwarded with a COPY of the parameters in which hashAlg
  *                            is CKM_SHA_1 and mgf is CKG_MGF1_SHA1, whatever the
  *                            caller asked for. The caller's memory is never touched.
+ *   BYOK_TEST_WRAP_LOG       Path of a file to which every C_WrapKey appends one line:
+ *                            "C_WrapKey query" when pWrappedKey is NULL (a size
+ *                            query), "C_WrapKey fill" otherwise. For counting calls.
  *   BYOK_TEST_FAULT_FILE     Path of a fault file (see below). Unset, empty, or the
  *                            file missing: no faults.
  *   BYOK_TEST_NULL_FUNCTIONS Read in C_GetFunctionList, not C_Initialize: PKCS#11
@@ -102,6 +105,7 @@ static CK_FUNCTION_LIST_PTR g_real; /* its function list; NULL = not loaded    *
 static int g_lie_oaep_sha1;         /* BYOK_TEST_LIE_OAEP_SHA1=1               */
 static char *g_lie_file;            /* BYOK_TEST_LIE_FILE: lie while it exists  */
 static char *g_fault_file;          /* BYOK_TEST_FAULT_FILE, or NULL           */
+static char *g_wrap_log;            /* BYOK_TEST_WRAP_LOG, or NULL             */
 static pthread_mutex_t g_fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------------------- */
@@ -623,6 +627,13 @@ static CK_RV fw_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
         return fault_rv;
     if (g_real->C_WrapKey == NULL)
         return CKR_FUNCTION_NOT_SUPPORTED;
+    if (g_wrap_log != NULL) {
+        FILE *f = fopen(g_wrap_log, "a");
+        if (f != NULL) {
+            fputs(pWrappedKey == NULL ? "C_WrapKey query\n" : "C_WrapKey fill\n", f);
+            fclose(f);
+        }
+    }
 
     /* Copies that live for the duration of the forwarded call. */
     CK_MECHANISM mech;
@@ -714,6 +725,9 @@ static CK_RV fw_C_Initialize(CK_VOID_PTR pInitArgs)
     free(g_lie_file);
     g_lie_file = (lie_file != NULL && lie_file[0] != '\0') ? strdup(lie_file) : NULL;
     g_fault_file = (faults != NULL && faults[0] != '\0') ? strdup(faults) : NULL;
+    const char *wrap_log = getenv("BYOK_TEST_WRAP_LOG");
+    free(g_wrap_log);
+    g_wrap_log = (wrap_log != NULL && wrap_log[0] != '\0') ? strdup(wrap_log) : NULL;
     g_handle = h;
 
     rv = list->C_Initialize(pInitArgs); /* pInitArgs unchanged: softokn reads pReserved */

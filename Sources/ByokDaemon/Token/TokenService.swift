@@ -283,7 +283,8 @@ public final class TokenService: Sendable {
         let blob: [UInt8]
         do {
             blob = try OnTokenWrap(session: session, token: token).wrap(key: key.handle, with: job.resolved.algorithm, route: route,
-                                                                        wrappingKey: wrappingKey, ephemeral: job.trusted?.aes)
+                                                                        wrappingKey: wrappingKey, ephemeral: job.trusted?.aes,
+                                                                        sizes: (job.resolved.wrappingKey.bits / 8, spec.maximumMaterialLength))
         } catch let e as PKCS11Error where retry && job.trusted == nil && [.keyHandleInvalid, .objectHandleInvalid, .wrappingKeyHandleInvalid].contains(e.returnValue) {
             // A cached handle is gone (the key deleted, or the wrapping key's session closed):
             // look both up again and retry once.
