@@ -2,6 +2,7 @@ import ByokAPI
 @testable import ByokDaemon
 import Foundation
 import Logging
+import TestSupport
 import XCTest
 
 /// The request pipeline's parts, in process: the endpoint table, the operation names, typed
@@ -158,5 +159,30 @@ final class SafeLogHandlerTests: XCTestCase {
         XCTAssertTrue(sink.text.contains("kms=\\u{1B}[2J"), sink.text)
         XCTAssertTrue(sink.text.contains("request=r1"))
         XCTAssertFalse(sink.text.contains("\u{1B}"))
+    }
+}
+
+/// Parameters are parsed once per distinct parameters, and expiry is still checked every time.
+final class ParametersCacheTests: XCTestCase {
+    func testSameParametersParseOnceAndExpiryIsCheckedOnEveryUse() throws {
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let validTo = Date().addingTimeInterval(60)
+        let json = AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken(), validTo: validTo.timeIntervalSince1970)
+        let input = ParametersInput(awsJSON: json.base64EncodedString())
+        let cache = ParametersCache(capacity: 2)
+        let a = try cache.resolve(input, algorithm: "RSAES_OAEP_SHA_1")
+        let b = try cache.resolve(input, algorithm: "RSAES_OAEP_SHA_1")
+        XCTAssertEqual(cache.count, 1)
+        XCTAssertEqual(a.wrappingKey.sha256, b.wrappingKey.sha256)
+        _ = try cache.resolve(input, algorithm: "RSAES_OAEP_SHA_256")
+        XCTAssertEqual(cache.count, 2, "the algorithm is part of the key")
+        XCTAssertThrowsError(try cache.resolve(input, algorithm: "RSAES_OAEP_SHA_1", now: validTo.addingTimeInterval(1))) {
+            XCTAssertEqual(($0 as? ByokError)?.code, .paramsExpired)
+        }
+        var other = input
+        other.kmsKeyId = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        _ = try cache.resolve(other, algorithm: "RSAES_OAEP_SHA_1")
+        XCTAssertEqual(cache.count, 2, "bounded")
+        XCTAssertThrowsError(try cache.resolve(ParametersInput(awsJSON: "bm90IGpzb24="), algorithm: nil)) { XCTAssertNotNil($0 as? ByokError) }
     }
 }

@@ -15,6 +15,7 @@ public final class TokenService: Sendable {
     let selfTest = SelfTestVerdicts()
     let keys = KeyCache()
     let wrappingKeys = WrappingKeyCache()
+    let parameters = ParametersCache()
     let kmsClients: KMSClientCache
     /// What the start-up check found about CKA_WRAP_WITH_TRUSTED (nil: `trustedWrapping` is off).
     let trustCheck = Mutex<TrustedWrappingCheck?>(nil)
@@ -131,7 +132,7 @@ public final class TokenService: Sendable {
 
     /// `POST /v1/wrap`: the parameters checked before the token is touched, then one wrap on it.
     public func wrap(_ request: WrapRequest) throws -> WrapResponse {
-        let resolved = try Self.resolve(request)
+        let resolved = try parameters.resolve(request.parameters, algorithm: request.wrappingAlgorithm)
         return try TokenErrors.guarded("wrap") {
             try withSession(retry: true) { session, token in
                 try wrapOne(.init(reference: request.key, resolved: resolved, source: .operator), session: session, token: token)
@@ -139,14 +140,10 @@ public final class TokenService: Sendable {
         }
     }
 
-    static func resolve(_ request: WrapRequest) throws -> ImportParameters.Resolved {
-        try ImportParameters(request.parameters).resolve(requested: request.wrappingAlgorithm)
-    }
-
     /// A wrap checked now and run later (after a second operator's approval or the Security
     /// Officer's step): the parameters resolved, the key found and checked on the token.
     func plan(_ request: WrapRequest) throws -> WrapPlan {
-        try plan(key: request.key, Self.resolve(request), source: .operator, kmsKeyIdAsGiven: request.parameters.kmsKeyId, kmsImport: nil)
+        try plan(key: request.key, parameters.resolve(request.parameters, algorithm: request.wrappingAlgorithm), source: .operator, kmsKeyIdAsGiven: request.parameters.kmsKeyId, kmsImport: nil)
     }
 
     func plan(key reference: String, _ resolved: ImportParameters.Resolved, source: WrappingKeySource,
