@@ -9,6 +9,40 @@ extension ImportParameters {
             guard let d = Data(base64Encoded: b64) else { throw ByokError(.badRequest, "\(what) in the request is not base64") }
             return [UInt8](d)
         }
+        let provider = input.provider ?? .aws
+        let aws = [input.awsJSON, input.zip, input.importToken, input.kmsKeyId]
+        let azure = [input.azureKey, input.kid]
+        let gcp = [input.gcpImportJob, input.importJob, input.importMethod]
+        for (cloud, fields) in [(CloudProvider.aws, aws), (.azure, azure), (.gcp, gcp)] where cloud != provider && fields.contains(where: { $0 != nil }) {
+            throw ByokError(.badRequest, "the request carries \(cloud.rawValue) parameters for a wrap for \(provider.rawValue); give the parameters of the cloud the key goes to")
+        }
+        switch provider {
+        case .aws: break
+        case .azure:
+            if let j = input.azureKey {
+                guard input.publicKey == nil else { throw ByokError(.badRequest, "give the Azure KEK one way: its JSON (--params), or its PEM with --kid") }
+                self = try ImportParameters.parse(azureKeyJSON: try bytes(j, "azureKey"))
+            } else if let pem = input.publicKey {
+                self = try ImportParameters.parse(azureKEK: try bytes(pem, "publicKey"), kid: input.kid ?? "")
+            } else {
+                throw ByokError(.badRequest, "no Azure KEK given: pass --params KEK.json (az keyvault key show) or --public-key KEK.pem with --kid")
+            }
+            return
+        case .gcp:
+            if let j = input.gcpImportJob {
+                guard input.publicKey == nil else { throw ByokError(.badRequest, "give the import job one way: its JSON (--params), or its public key PEM with --import-job and --import-method") }
+                self = try ImportParameters.parse(gcpImportJobJSON: try bytes(j, "gcpImportJob"))
+            } else if let pem = input.publicKey {
+                self = try ImportParameters.parse(gcpPublicKey: try bytes(pem, "publicKey"), importJob: input.importJob ?? "", method: input.importMethod ?? "")
+            } else {
+                throw ByokError(.badRequest, "no import job given: pass --params JOB.json (gcloud kms import-jobs describe --format=json) or --public-key JOB.pem with --import-job and --import-method")
+            }
+            if let v = input.validTo, validTo == nil {
+                guard let d = Timestamp.parse(v) else { throw ByokError(.badRequest, "validTo \"\(v)\" is not an ISO 8601 time") }
+                validTo = d
+            }
+            return
+        }
         let given = [input.awsJSON != nil, input.zip != nil, input.publicKey != nil || input.importToken != nil].filter { $0 }.count
         guard given == 1 else {
             throw ByokError(.badRequest, given == 0 ? "no import parameters given: pass --params FILE.json|FILE.zip, or --public-key and --import-token"

@@ -16,6 +16,13 @@ public struct ImportParameters: Sendable {
     public var kmsKeySpec: KeySpec?
     /// Where they came from, for messages: "AWS CLI JSON", "ImportParameters.zip", "files".
     public var source: String
+    /// The cloud they are for (AWS unless they came from Azure or Google Cloud).
+    public var provider: CloudProvider = .aws
+    /// Azure: the KEK's key identifier (`kid`), which the `.byok` file names.
+    public var azureKid: String?
+    /// Google Cloud: the import job's resource name and import method.
+    public var gcpImportJob: String?
+    public var gcpImportMethod: GCPImportMethod?
 
     public init(publicKeyDER: [UInt8], importToken: [UInt8], kmsKeyId: String? = nil, validTo: Date? = nil,
                 wrappingAlgorithm: WrappingAlgorithm? = nil, wrappingKeySpec: WrappingKeySpec? = nil,
@@ -95,7 +102,7 @@ public struct ImportParameters: Sendable {
         if let spec = wrappingKeySpec, spec.bits != key.bits {
             throw ByokError(.paramsInvalid, "the parameters say the wrapping key is \(spec.rawValue) but the public key is RSA-\(key.bits); the files do not belong together")
         }
-        if importToken.isEmpty {
+        if importToken.isEmpty && provider == .aws {
             throw ByokError(.paramsInvalid, "the import token is empty")
         }
         if let validTo, validTo <= now {

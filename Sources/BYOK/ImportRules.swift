@@ -24,7 +24,7 @@ public enum ImportRules {
 
     public static func material(of spec: KeySpec) -> Material {
         switch spec.kind {
-        case .aes256: .symmetric
+        case .aes: .symmetric
         case .hmac: .hmac
         case .rsa: .rsaPrivate
         case .ec: .eccPrivate
@@ -43,6 +43,9 @@ public enum ImportRules {
     /// Throws the reason a wrap of `spec` with `algorithm` under a `wrappingKeyBits` key would fail.
     public static func check(spec: KeySpec, algorithm: WrappingAlgorithm, wrappingKeyBits: Int, kmsKeySpec: KeySpec?) throws {
         if let refusal = algorithm.refusal { throw ByokError(.algorithmRefused, refusal) }
+        guard spec.isAWS else {
+            throw ByokError(.keyNotImportable, "AWS KMS imports only 256-bit symmetric key material (SYMMETRIC_DEFAULT); this key is \(spec.rawValue) — wrap it for Azure Managed HSM (--for azure) instead")
+        }
         if let kms = kmsKeySpec, kms != spec {
             throw ByokError(.keySpecMismatch, "the token key is \(spec.rawValue) but the KMS key is \(kms.rawValue); AWS imports key material only into a KMS key of the same key spec")
         }

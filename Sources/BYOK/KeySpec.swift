@@ -4,8 +4,8 @@ import PKCS11
 /// What each AWS key spec is on a PKCS#11 token.
 extension KeySpec {
     public enum Kind: Sendable, Equatable {
-        /// AES-256: AWS requires 256-bit symmetric key material.
-        case aes256
+        /// AES of `bytes` bytes (32 for SYMMETRIC_DEFAULT: AWS requires 256-bit symmetric key material).
+        case aes(bytes: Int)
         /// HMAC key of `length` bytes, used with `hash`.
         case hmac(hash: HashAlgorithm, length: Int)
         case rsa(bits: Int)
@@ -15,7 +15,9 @@ extension KeySpec {
 
     public var kind: Kind {
         switch self {
-        case .SYMMETRIC_DEFAULT: .aes256
+        case .SYMMETRIC_DEFAULT: .aes(bytes: 32)
+        case .AES_128: .aes(bytes: 16)
+        case .AES_192: .aes(bytes: 24)
         // AWS requires HMAC key material of 28–64 (224), 32–64 (256), 48–128 (384) and 64–128 (512)
         // bytes ("Requirements for imported key material", AWS KMS Developer Guide). byokd makes keys
         // of the hash's output length, the shortest AWS accepts and RFC 2104's recommendation.
@@ -41,7 +43,7 @@ extension KeySpec {
     /// PrivateKeyInfo for private keys (upper bounds of what tokens emit, with the public key).
     public var maximumMaterialLength: Int {
         switch kind {
-        case .aes256: 32
+        case .aes(let bytes): bytes
         case .hmac(_, let length): length
         case .rsa(let bits): bits / 8 * 5 + 64
         case .ec(let curve, _):
@@ -52,7 +54,7 @@ extension KeySpec {
     /// Recognises the spec of a key made by any tool, from its PKCS#11 attributes.
     public static func from(class cls: ObjectClass, keyType: KeyType, valueLength: Int?, modulusBits: Int?, ecParams: [UInt8]?) -> KeySpec? {
         if cls == .secretKey {
-            if keyType == .aes { return valueLength == 32 ? .SYMMETRIC_DEFAULT : nil }
+            if keyType == .aes { return [32: .SYMMETRIC_DEFAULT, 16: .AES_128, 24: .AES_192][valueLength ?? 0] }
             let byType: [KeyType: KeySpec] = [.sha224Hmac: .HMAC_224, .sha256Hmac: .HMAC_256, .sha384Hmac: .HMAC_384, .sha512Hmac: .HMAC_512]
             if let s = byType[keyType] { return s }
             if keyType == .genericSecret, let n = valueLength {

@@ -120,7 +120,7 @@ public struct KeyStore {
             return nil
         }
         switch spec.kind {
-        case .aes256:
+        case .aes:
             return try session.encrypt(.aesEcb, key: key.handle, data: [UInt8](repeating: 0, count: 16)).prefix(3).hex.uppercased()
         case .hmac(let hash, _):
             return try session.sign(.hmac(hash), key: key.handle, data: [UInt8](repeating: 0, count: 16)).prefix(3).hex.uppercased()
@@ -167,8 +167,8 @@ public struct KeyStore {
             + (wrapWithTrusted ? [.wrapWithTrusted(true)] : [])
         let handle: ObjectHandle
         switch spec.kind {
-        case .aes256:
-            handle = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .encrypt(true), .decrypt(true)] + common)
+        case .aes(let bytes):
+            handle = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(bytes), .encrypt(true), .decrypt(true)] + common)
         case .hmac(_, let length):
             handle = try session.generateKey(.genericSecretKeyGen, [.class(.secretKey), .keyType(.genericSecret), .valueLen(length), .sign(true), .verify(true)] + common)
         case .rsa(let bits):

@@ -53,5 +53,8 @@ public struct AuditRecord: Codable, Sendable {
     public var wrappingKeySource: String?
     /// The Security Officer who made the wrapping key trusted for this wrap (`trustedWrapping`).
     public var trustedBy: Peer?
+    /// The cloud, when not AWS, and its target (the Azure KEK's kid, the Google import job).
+    public var provider: String?
+    public var target: String?
 }
 

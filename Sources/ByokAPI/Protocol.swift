@@ -115,6 +115,17 @@ public struct ParametersInput: Codable, Sendable {
     public var kmsKeyId: String?
     /// When the parameters expire (ISO 8601), when the files do not say.
     public var validTo: String?
+    /// The cloud the wrap is for; absent means AWS.
+    public var provider: CloudProvider?
+    /// Azure: the JSON `az keyvault key show` prints for the KEK (base64 of the file's bytes).
+    public var azureKey: String?
+    /// Azure: the KEK's key identifier, with `publicKey` holding its PEM (`az keyvault key download`).
+    public var kid: String?
+    /// Google Cloud: the JSON `gcloud kms import-jobs describe --format=json` prints (base64 of the file's bytes).
+    public var gcpImportJob: String?
+    /// Google Cloud: the import job's resource name and import method, with `publicKey` holding its PEM.
+    public var importJob: String?
+    public var importMethod: String?
     public init(awsJSON: String? = nil, zip: String? = nil, publicKey: String? = nil, importToken: String? = nil,
                 kmsKeyId: String? = nil, validTo: String? = nil) {
         self.awsJSON = awsJSON; self.zip = zip; self.publicKey = publicKey; self.importToken = importToken
@@ -161,7 +172,8 @@ public struct Manifest: Codable, Sendable {
     /// How the token produced the blob, e.g. "C_WrapKey CKM_RSA_PKCS_OAEP(SHA-256, MGF1-SHA-256)".
     public var wrapMechanism: String
     public var encryptedKeyMaterialSha256: String
-    public var importTokenSha256: String
+    /// AWS only.
+    public var importTokenSha256: String?
     public var createdAt: String
     public var byokdVersion: String
     /// Where the wrapping key came from: `kms` (byokd fetched it from AWS KMS itself) or
@@ -170,9 +182,16 @@ public struct Manifest: Codable, Sendable {
     /// The wrap ran under a copy of the wrapping key that the Security Officer made trusted on the
     /// token (`trustedWrapping`).
     public var trustedBySecurityOfficer: Bool?
+    /// The cloud the blob is for (absent: AWS), and what names the target there.
+    public var provider: CloudProvider?
+    /// Azure: the KEK's key identifier the `.byok` file names.
+    public var azureKid: String?
+    /// Google Cloud: the import job and its import method.
+    public var gcpImportJob: String?
+    public var gcpImportMethod: String?
     public init(kmsKeyId: String?, wrappingAlgorithm: String, wrappingKeySpec: String, wrappingPublicKeySha256: String,
                 parametersValidTo: String?, key: Key, token: Token, wrapMechanism: String,
-                encryptedKeyMaterialSha256: String, importTokenSha256: String, createdAt: String, byokdVersion: String,
+                encryptedKeyMaterialSha256: String, importTokenSha256: String?, createdAt: String, byokdVersion: String,
                 wrappingKeySource: WrappingKeySource? = nil, trustedBySecurityOfficer: Bool? = nil) {
         self.kmsKeyId = kmsKeyId; self.wrappingAlgorithm = wrappingAlgorithm; self.wrappingKeySpec = wrappingKeySpec
         self.wrappingPublicKeySha256 = wrappingPublicKeySha256; self.parametersValidTo = parametersValidTo; self.key = key
@@ -244,6 +263,9 @@ public struct PendingRequest: Codable, Sendable {
     public var kmsKeyId: String?
     /// Approving needs the wrapping key's fingerprint stated (`--wrapping-key-sha256`, 16+ hex digits).
     public var confirmWrappingKey: Bool?
+    /// The cloud, when not AWS, and what names the destination there (Azure KEK kid, Google import job).
+    public var provider: CloudProvider?
+    public var target: String?
     public init(id: String, operation: String, requestedBy: String, requestedByUid: UInt32, createdAt: String, expiresAt: String, summary: String) {
         self.id = id; self.operation = operation; self.requestedBy = requestedBy; self.requestedByUid = requestedByUid
         self.createdAt = createdAt; self.expiresAt = expiresAt; self.summary = summary

@@ -9,14 +9,26 @@ public enum Outputs {
     public static let importToken = "ImportToken.bin"
     public static let manifest = "manifest.json"
     public static let all = [encryptedKeyMaterial, importToken, manifest]
+    /// Azure's Key Transfer Blob and Google Cloud's wrapped key.
+    public static let azureBYOK = "KeyTransferPackage.byok"
+    public static let gcpWrappedKey = "WrappedKey.bin"
+
+    /// The files a wrap for `provider` writes.
+    public static func files(for provider: CloudProvider) -> [String] {
+        switch provider {
+        case .aws: all
+        case .azure: [azureBYOK, manifest]
+        case .gcp: [gcpWrappedKey, manifest]
+        }
+    }
 
     /// Checks, before anything is asked of byokd, that the outputs can be written: refuses to
     /// overwrite earlier outputs unless `force`. Creates nothing, so a failed wrap leaves nothing behind.
-    public static func check(directory: String, force: Bool) throws {
+    public static func check(directory: String, force: Bool, provider: CloudProvider = .aws) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw ByokError(.outputUnwritable, "--out \(directory) exists and is not a directory") }
-            if !force, let existing = all.first(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) {
+            if !force, let existing = files(for: provider).first(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) {
                 throw ByokError(.outputExists, "\(directory)/\(existing) already exists; choose another --out directory or pass --force to replace it")
             }
             guard access(directory, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot write to \(directory): \(String(cString: strerror(errno)))") }

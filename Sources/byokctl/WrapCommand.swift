@@ -3,17 +3,28 @@ import ByokAPI
 import ByokClient
 import Foundation
 
+extension CloudProvider: ExpressibleByArgument {}
+
 struct Wrap: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Wrap a token key on the token for `aws kms import-key-material`.",
+        abstract: "Wrap a token key on the token for AWS KMS, Azure Key Vault or Google Cloud KMS.",
         discussion: """
-        Import parameters: --params with the JSON `aws kms get-parameters-for-import` prints or the console's \
+        AWS (default): --params with the JSON `aws kms get-parameters-for-import` prints or the console's \
         ImportParameters.zip; or --public-key and --import-token (each DER/raw, base64 or PEM). Writes \
-        EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json to --out, and prints the AWS CLI command to run next.
+        EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json.
+        Azure (--for azure): --params with the JSON `az keyvault key show` prints for the KEK, or --public-key KEK.pem \
+        (`az keyvault key download`) with --kid. Writes KeyTransferPackage.byok and manifest.json.
+        Google Cloud (--for gcp): --params with the JSON `gcloud kms import-jobs describe --format=json` prints, or \
+        --public-key JOB.pem with --import-job and --import-method. Writes WrappedKey.bin and manifest.json.
+        Each prints the command to run next.
         """)
     @OptionGroup var options: GlobalOptions
     @Option(help: "The key: its label or a pkcs11: URI.") var key: String?
-    @Option(help: "AWS CLI JSON or ImportParameters.zip.") var params: String?
+    @Option(name: .customLong("for"), help: "The cloud the key goes to.") var provider: CloudProvider = .aws
+    @Option(help: "AWS CLI JSON or ImportParameters.zip; Azure KEK JSON; Google import job JSON.") var params: String?
+    @Option(help: "Azure: the KEK's key identifier (https://VAULT.vault.azure.net/keys/NAME/VERSION), with --public-key.") var kid: String?
+    @Option(help: "Google Cloud: the import job's resource name (projects/…/importJobs/J), with --public-key.") var importJob: String?
+    @Option(help: ArgumentHelp("Google Cloud: the import job's method, with --public-key.", valueName: "method")) var importMethod: String?
     @Option(help: "Wrapping public key file (DER, base64 or PEM).") var publicKey: String?
     @Option(help: "Import token file (raw or base64).") var importToken: String?
     @Option(help: "RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1 (as given to get-parameters-for-import).")
@@ -34,11 +45,29 @@ struct Wrap: ParsableCommand {
         }
         if key == nil { throw ValidationError("give --key LABEL|pkcs11:URI") }
         if out == nil { throw ValidationError("give --out DIR") }
-        if params != nil && (publicKey != nil || importToken != nil) {
-            throw ValidationError("give --params, or --public-key with --import-token, not both")
-        }
-        if params == nil && (publicKey == nil || importToken == nil) {
-            throw ValidationError("give --params FILE (JSON or ZIP), or both --public-key and --import-token")
+        switch provider {
+        case .aws:
+            if kid != nil || importJob != nil || importMethod != nil { throw ValidationError("--kid, --import-job and --import-method are for --for azure or --for gcp") }
+            if params != nil && (publicKey != nil || importToken != nil) {
+                throw ValidationError("give --params, or --public-key with --import-token, not both")
+            }
+            if params == nil && (publicKey == nil || importToken == nil) {
+                throw ValidationError("give --params FILE (JSON or ZIP), or both --public-key and --import-token")
+            }
+        case .azure:
+            if importToken != nil || kmsKeyId != nil || importJob != nil || importMethod != nil || wrappingAlgorithm != nil {
+                throw ValidationError("for Azure give --params KEK.json, or --public-key KEK.pem with --kid")
+            }
+            if (params == nil) == (publicKey == nil) || (publicKey != nil) != (kid != nil) {
+                throw ValidationError("for Azure give --params KEK.json (az keyvault key show), or --public-key KEK.pem with --kid")
+            }
+        case .gcp:
+            if importToken != nil || kmsKeyId != nil || kid != nil || wrappingAlgorithm != nil {
+                throw ValidationError("for Google Cloud give --params JOB.json, or --public-key JOB.pem with --import-job and --import-method")
+            }
+            if (params == nil) == (publicKey == nil) || (publicKey != nil) != (importJob != nil && importMethod != nil) {
+                throw ValidationError("for Google Cloud give --params JOB.json (gcloud kms import-jobs describe --format=json), or --public-key JOB.pem with --import-job and --import-method")
+            }
         }
     }
 
@@ -46,42 +75,66 @@ struct Wrap: ParsableCommand {
         if let batch { return BatchWrap(options: options, file: batch, force: force, defaultAlgorithm: wrappingAlgorithm).run() }
         let key = key!, out = out!
         byokctl.run(options) {
-            try Outputs.check(directory: out, force: force)
+            try Outputs.check(directory: out, force: force, provider: provider)
             var input = ParametersInput(kmsKeyId: kmsKeyId, validTo: validTo)
+            if provider != .aws { input.provider = provider }
             if let params {
-                let d = try Outputs.read(params, what: "parameters file")
-                if d.starts(with: [0x50, 0x4B, 0x03, 0x04]) { input.zip = d.base64EncodedString() } else { input.awsJSON = d.base64EncodedString() }
-            } else if let publicKey, let importToken {
+                let d = try Outputs.read(params, what: "parameters file").base64EncodedString()
+                switch provider {
+                case .aws:
+                    if Data(base64Encoded: d)!.starts(with: [0x50, 0x4B, 0x03, 0x04]) { input.zip = d } else { input.awsJSON = d }
+                case .azure: input.azureKey = d
+                case .gcp: input.gcpImportJob = d
+                }
+            } else if let publicKey {
                 input.publicKey = try Outputs.read(publicKey, what: "wrapping public key file").base64EncodedString()
-                input.importToken = try Outputs.read(importToken, what: "import token file").base64EncodedString()
+                input.importToken = try importToken.map { try Outputs.read($0, what: "import token file").base64EncodedString() }
+                input.kid = kid
+                input.importJob = importJob
+                input.importMethod = importMethod
             }
             let r = try options.client().call("POST", "/v1/wrap", WrapRequest(key: key, parameters: input, wrappingAlgorithm: wrappingAlgorithm),
                                               as: WrapResponse.self, onPending: announcePending)
             guard let blob = Data(base64Encoded: r.encryptedKeyMaterial), let token = Data(base64Encoded: r.importToken) else {
                 throw ByokError(.internal, "byokd's answer carried damaged base64")
             }
+            let m = r.manifest
+            guard (m.provider ?? .aws) == provider else { throw ByokError(.internal, "byokd wrapped for \(m.provider?.rawValue ?? "aws"), not \(provider.rawValue)") }
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try Outputs.create(directory: out)
-            try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-            try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
-            try Outputs.writeAtomically(try enc.encode(r.manifest) + Data("\n".utf8), directory: out, name: Outputs.manifest)
-            let command = Outputs.awsCommand(manifest: r.manifest, directory: out)
+            switch provider {
+            case .aws:
+                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
+                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
+            case .azure:
+                let file = AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
+                                          generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))")
+                try Outputs.writeAtomically(file, directory: out, name: Outputs.azureBYOK)
+            case .gcp:
+                try Outputs.writeAtomically(blob, directory: out, name: Outputs.gcpWrappedKey)
+            }
+            try Outputs.writeAtomically(try enc.encode(m) + Data("\n".utf8), directory: out, name: Outputs.manifest)
+            let files = Outputs.files(for: provider)
+            let command = NextCommand.command(for: m, directory: out)
             if options.json {
-                struct Result: Encodable { let manifest: Manifest; let files: [String]; let awsCommand: String }
-                options.printJSON(Result(manifest: r.manifest, files: Outputs.all.map { out + "/" + $0 }, awsCommand: command))
+                struct Result: Encodable { let manifest: Manifest; let files: [String]; let nextCommand: String; let awsCommand: String? }
+                options.printJSON(Result(manifest: m, files: files.map { out + "/" + $0 }, nextCommand: command, awsCommand: provider == .aws ? command : nil))
                 return
             }
-            let m = r.manifest
-            print("wrapped \(m.key.spec) key \"\(m.key.label)\" (id \(m.key.id)\(m.key.kcv.map { ", KCV \($0)" } ?? "")) on token \"\(m.token.label)\"")
+            print("wrapped \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (id \(m.key.id)\(m.key.kcv.map { ", KCV \($0)" } ?? "")) on token \"\(m.token.label)\"")
             print("  with \(m.wrappingAlgorithm) under the \(m.wrappingKeySpec) wrapping key \(m.wrappingPublicKeySha256.prefix(16))…")
             if let v = m.parametersValidTo { print("  import parameters valid until \(v)") }
-            print("wrote \(out)/\(Outputs.encryptedKeyMaterial), \(Outputs.importToken), \(Outputs.manifest)")
+            print("wrote \(files.map { out + "/" + $0 }.joined(separator: ", "))")
             print("")
-            print("Next, upload the key material to AWS KMS:")
+            switch provider {
+            case .aws: print("Next, upload the key material to AWS KMS:")
+            case .azure: print("Next, import the key into Azure Key Vault (choose the key's --name there):")
+            case .gcp: print("Next, import the key version into Cloud KMS (into a key created with --skip-initial-version-creation and this purpose; for RSA keys pick the --algorithm you need):")
+            }
             print("")
             print(command)
-            if m.kmsKeyId == nil { print("\n(replace <KMS_KEY_ID> with the KeyId you requested the parameters for)") }
+            if provider == .aws && m.kmsKeyId == nil { print("\n(replace <KMS_KEY_ID> with the KeyId you requested the parameters for)") }
         }
     }
 }

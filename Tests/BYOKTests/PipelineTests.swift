@@ -184,5 +184,17 @@ final class ParametersCacheTests: XCTestCase {
         _ = try cache.resolve(other, algorithm: "RSAES_OAEP_SHA_1")
         XCTAssertEqual(cache.count, 2, "bounded")
         XCTAssertThrowsError(try cache.resolve(ParametersInput(awsJSON: "bm90IGpzb24="), algorithm: nil)) { XCTAssertNotNil($0 as? ByokError) }
+        // Every field counts: the same key bytes for another cloud are other parameters.
+        var azure = ParametersInput(publicKey: aws.publicDER.base64EncodedString())
+        azure.provider = .azure
+        azure.kid = "https://v.vault.azure.net/keys/k/1"
+        XCTAssertEqual(try cache.resolve(azure, algorithm: nil).parameters.provider, .azure)
+        var gcp = ParametersInput(publicKey: aws.publicDER.base64EncodedString())
+        gcp.provider = .gcp
+        gcp.importJob = "projects/p/locations/l/keyRings/r/importJobs/j"
+        gcp.importMethod = "RSA_OAEP_3072_SHA256"
+        XCTAssertThrowsError(try cache.resolve(gcp, algorithm: nil), "a 2048-bit key is not a 3072-bit import job's") {
+            XCTAssertEqual(($0 as? ByokError)?.code, .paramsInvalid)
+        }
     }
 }

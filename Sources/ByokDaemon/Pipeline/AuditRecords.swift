@@ -23,8 +23,10 @@ enum AuditRecords {
             r.key = .init(label: g.label, spec: g.spec)
         case .wrap(let w):
             r.key = .init(label: w.key)
-            r.wrappingAlgorithm = w.wrappingAlgorithm
+            r.wrappingAlgorithm = w.wrappingAlgorithm ?? w.parameters.importMethod
             r.kmsKeyId = w.parameters.kmsKeyId
+            r.provider = w.parameters.provider.map(\.rawValue)
+            r.target = w.parameters.kid ?? w.parameters.importJob
         case .kmsImport(let k):
             r.key = .init(label: k.key)
             r.wrappingAlgorithm = k.wrappingAlgorithm
@@ -69,6 +71,8 @@ enum AuditRecords {
         r.kmsKeyId = m.kmsKeyId
         r.encryptedKeyMaterialSha256 = m.encryptedKeyMaterialSha256
         r.wrappingKeySource = m.wrappingKeySource?.rawValue
+        r.provider = m.provider?.rawValue
+        r.target = m.azureKid ?? m.gcpImportJob
     }
 
     /// The record of one wrap: alone, approved, or one entry of a batch.

@@ -5,8 +5,8 @@ import Synchronization
 
 /// Import parameters parsed and checked once per distinct request parameters: a ceremony wraps
 /// many keys under one set of AWS parameters, and parsing them (base64, JSON, DER, the wrapping
-/// key's checks) costs more than hashing them. Keyed by the SHA-256 of everything that decides the
-/// result; the expiry is checked again on every use.
+/// key's checks) costs more than hashing them. Keyed by the SHA-256 of the whole input (encoded
+/// with sorted keys); the expiry is checked again on every use.
 final class ParametersCache: Sendable {
     private struct Entry: Sendable {
         let resolved: ImportParameters.Resolved
@@ -45,13 +45,10 @@ final class ParametersCache: Sendable {
 
     var count: Int { entries.withLock { $0.map.count } }
 
+    /// Everything the request's parameters say, and the algorithm: all of `ParametersInput`, so a
+    /// field added later cannot be left out of the key.
     private static func key(_ input: ParametersInput, _ algorithm: String?) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for part in [input.awsJSON, input.zip, input.publicKey, input.importToken, input.kmsKeyId, input.validTo, algorithm] {
-            // Length-prefixed, so no two different inputs run together into the same bytes.
-            let b = part.map { Array($0.utf8) }
-            bytes += withUnsafeBytes(of: Int64(b?.count ?? -1).littleEndian, Array.init) + (b ?? [])
-        }
-        return Digest.sha256(bytes)
+        struct Key: Encodable { let input: ParametersInput; let algorithm: String? }
+        return Digest.sha256(Array(JSONCoding.encode(Key(input: input, algorithm: algorithm))))
     }
 }

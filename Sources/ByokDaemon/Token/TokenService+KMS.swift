@@ -9,8 +9,9 @@ extension TokenService {
     /// `POST /v1/kms/create-key`: a KMS key with origin EXTERNAL, waiting for key material.
     public func kmsCreateKey(_ r: KMSCreateKeyRequest) throws -> KMSKeyInfo {
         let spec = try KeySpec(named: r.spec)
+        guard spec.isAWS else { throw ByokError(.keySpecUnknown, "AWS KMS has no key spec \(spec.rawValue)") }
         let usage = r.usage ?? {
-            switch spec.kind { case .aes256: "ENCRYPT_DECRYPT"; case .hmac: "GENERATE_VERIFY_MAC"; case .rsa, .ec: "SIGN_VERIFY" }
+            switch spec.kind { case .aes: "ENCRYPT_DECRYPT"; case .hmac: "GENERATE_VERIFY_MAC"; case .rsa, .ec: "SIGN_VERIFY" }
         }()
         return try kmsClients.call {
             try $0.createKey(spec: spec.rawValue, usage: usage, multiRegion: r.multiRegion ?? false, description: r.description, tags: r.tags ?? [:])

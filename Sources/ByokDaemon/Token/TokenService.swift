@@ -252,7 +252,8 @@ public final class TokenService: Sendable {
         guard let spec = key.spec else {
             throw ByokError(.keyNotImportable, "key \"\(Display.escaped(key.label))\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        try ImportRules.check(spec: spec, algorithm: resolved.algorithm, wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: resolved.parameters.kmsKeySpec)
+        try CloudRules.check(provider: resolved.parameters.provider, spec: spec, algorithm: resolved.algorithm,
+                             wrappingKeyBits: resolved.wrappingKey.bits, kmsKeySpec: resolved.parameters.kmsKeySpec)
         if key.extractable == false {
             throw ByokError(.keyNotExtractable, "key \"\(Display.escaped(key.label))\" has CKA_EXTRACTABLE=false, so the token will not wrap it; it cannot be imported into AWS KMS")
         }
@@ -290,16 +291,23 @@ public final class TokenService: Sendable {
             return try wrapOne(job, session: session, token: token, retry: false)
         }
         let hash = job.resolved.algorithm.hash!.rawValue
-        let manifest = Manifest(
-            kmsKeyId: params.kmsKeyId, wrappingAlgorithm: job.resolved.algorithm.rawValue,
+        let provider = params.provider
+        var manifest = Manifest(
+            kmsKeyId: params.kmsKeyId, wrappingAlgorithm: CloudRules.methodName(provider: provider, algorithm: job.resolved.algorithm, gcpMethod: params.gcpImportMethod),
             wrappingKeySpec: job.resolved.wrappingKeySpec.rawValue, wrappingPublicKeySha256: job.resolved.wrappingKey.sha256.hex,
             parametersValidTo: params.validTo.map(Timestamp.string),
             key: .init(info, spec: spec.rawValue),
             token: .init(label: token.label, serial: token.serial, model: token.model),
             wrapMechanism: "C_WrapKey \(route.description) (\(hash), MGF1-\(hash))",
-            encryptedKeyMaterialSha256: Digest.sha256(blob).hex, importTokenSha256: Digest.sha256(params.importToken).hex,
+            encryptedKeyMaterialSha256: Digest.sha256(blob).hex, importTokenSha256: provider == .aws ? Digest.sha256(params.importToken).hex : nil,
             createdAt: Timestamp.string(Date()), byokdVersion: ByokVersion.current,
             wrappingKeySource: job.source, trustedBySecurityOfficer: job.trusted == nil ? nil : true)
+        if provider != .aws {
+            manifest.provider = provider
+            manifest.azureKid = params.azureKid
+            manifest.gcpImportJob = params.gcpImportJob
+            manifest.gcpImportMethod = params.gcpImportMethod?.rawValue
+        }
         if logger.logLevel <= .info {
             logger.info("wrapped key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
                                                   "algorithm": "\(job.resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",

@@ -25,13 +25,26 @@ struct WrapPlan: Sendable {
         p.wrappingKeySource = source
         p.parametersValidTo = resolved.parameters.validTo.map(Timestamp.string)
         p.kmsKeyId = (kmsKeyIdAsGiven ?? resolved.parameters.kmsKeyId).map(Display.escaped)
+        p.provider = resolved.parameters.provider == .aws ? nil : resolved.parameters.provider
+        p.target = target.map(Display.escaped)
         p.confirmWrappingKey = source == .operator
     }
+
+    /// What names the key's destination outside AWS: the Azure KEK's kid, the Google import job.
+    var target: String? { resolved.parameters.azureKid ?? resolved.parameters.gcpImportJob }
 
     var summary: String {
         let fp = key.fingerprint.map { key.kcv != nil ? ", KCV \($0)" : ", public key SHA-256 \($0.prefix(16))…" } ?? ""
         return "\(kmsImport == nil ? "wrap" : "import") key \"\(Display.escaped(key.label))\" (\(key.spec ?? "?"), id \(key.id)\(fp)) with \(resolved.algorithm.rawValue) "
             + "under wrapping key SHA-256 \(wrappingKeySha256.prefix(16))… (\(source == .kms ? "fetched from AWS KMS by byokd" : "supplied by the requester")) "
-            + "for KMS key \(Display.escaped(kmsKeyIdAsGiven ?? resolved.parameters.kmsKeyId ?? "(not named)"))"
+            + destination
+    }
+
+    private var destination: String {
+        switch resolved.parameters.provider {
+        case .aws: "for KMS key \(Display.escaped(kmsKeyIdAsGiven ?? resolved.parameters.kmsKeyId ?? "(not named)"))"
+        case .azure: "for Azure (KEK \(Display.escaped(target ?? "?")))"
+        case .gcp: "for Google Cloud KMS (import job \(Display.escaped(target ?? "?")))"
+        }
     }
 }
