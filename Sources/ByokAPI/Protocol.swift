@@ -373,6 +373,58 @@ public struct KMSImportRequest: Codable, Sendable {
     }
 }
 
+/// One key material of a KMS key (ListKeyRotations with IncludeKeyMaterial=ALL_KEY_MATERIAL).
+public struct KMSKeyMaterial: Codable, Sendable {
+    public var keyMaterialId: String?
+    public var description: String?
+    /// IMPORTED or PENDING_IMPORT.
+    public var importState: String?
+    /// CURRENT, NON_CURRENT or PENDING_ROTATION.
+    public var state: String?
+    public var expirationModel: String?
+    public var validTo: String?
+    public var rotationDate: String?
+    public var rotationType: String?
+    public init(keyMaterialId: String?, description: String?, importState: String?, state: String?, expirationModel: String?,
+                validTo: String?, rotationDate: String?, rotationType: String?) {
+        self.keyMaterialId = keyMaterialId; self.description = description; self.importState = importState; self.state = state
+        self.expirationModel = expirationModel; self.validTo = validTo; self.rotationDate = rotationDate; self.rotationType = rotationType
+    }
+}
+
+/// `POST /v1/kms/rotate`: new key material from the token imported (NEW_KEY_MATERIAL), then RotateKeyOnDemand.
+public struct KMSRotateRequest: Codable, Sendable {
+    public var kmsKeyId: String
+    public var key: String
+    public var wrappingAlgorithm: String?
+    public var wrappingKeySpec: String?
+    public var validTo: String?
+    public var keyMaterialDescription: String?
+    public init(kmsKeyId: String, key: String, wrappingAlgorithm: String?, wrappingKeySpec: String?, validTo: String?, keyMaterialDescription: String?) {
+        self.kmsKeyId = kmsKeyId; self.key = key; self.wrappingAlgorithm = wrappingAlgorithm; self.wrappingKeySpec = wrappingKeySpec
+        self.validTo = validTo; self.keyMaterialDescription = keyMaterialDescription
+    }
+}
+
+public struct KMSRotateResponse: Codable, Sendable {
+    public var imported: KMSImportResponse
+    /// The key's materials after the rotation.
+    public var materials: [KMSKeyMaterial]
+    public init(imported: KMSImportResponse, materials: [KMSKeyMaterial]) { self.imported = imported; self.materials = materials }
+}
+
+/// `POST /v1/kms/materials`
+public struct KMSMaterialsRequest: Codable, Sendable {
+    public var kmsKeyId: String
+    public init(kmsKeyId: String) { self.kmsKeyId = kmsKeyId }
+}
+
+public struct KMSMaterialsResponse: Codable, Sendable {
+    public var kmsKeyId: String
+    public var materials: [KMSKeyMaterial]
+    public init(kmsKeyId: String, materials: [KMSKeyMaterial]) { self.kmsKeyId = kmsKeyId; self.materials = materials }
+}
+
 public struct KMSImportResponse: Codable, Sendable {
     public var wrap: WrapResponse
     public var kms: KMSKeyInfo

@@ -162,6 +162,33 @@ extension KMSClient {
         _ = try call("ImportKeyMaterial", req)
     }
 
+    /// RotateKeyOnDemand: for a key with imported material, makes the newest material imported
+    /// with ImportType NEW_KEY_MATERIAL (state PENDING_ROTATION) current.
+    public func rotateKeyOnDemand(keyId: String) throws {
+        _ = try call("RotateKeyOnDemand", ["KeyId": keyId])
+    }
+
+    /// ListKeyRotations with IncludeKeyMaterial ALL_KEY_MATERIAL: every key material of the key,
+    /// with its import and rotation state, following NextMarker.
+    public func listKeyMaterials(keyId: String) throws -> [KMSKeyMaterial] {
+        var out: [KMSKeyMaterial] = []
+        var marker: String?
+        repeat {
+            var req: [String: Any] = ["KeyId": keyId, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"]
+            if let marker { req["Marker"] = marker }
+            let r = try call("ListKeyRotations", req)
+            for j in r["Rotations"] as? [[String: Any]] ?? [] {
+                func time(_ k: String) -> String? { (j[k] as? NSNumber).map { Timestamp.string(Date(timeIntervalSince1970: $0.doubleValue)) } }
+                out.append(KMSKeyMaterial(keyMaterialId: j["KeyMaterialId"] as? String, description: j["KeyMaterialDescription"] as? String,
+                                          importState: j["ImportState"] as? String, state: j["KeyMaterialState"] as? String,
+                                          expirationModel: j["ExpirationModel"] as? String, validTo: time("ValidTo"),
+                                          rotationDate: time("RotationDate"), rotationType: j["RotationType"] as? String))
+            }
+            marker = (r["Truncated"] as? Bool) == true ? r["NextMarker"] as? String : nil
+        } while marker != nil
+        return out
+    }
+
     public func describeKey(keyId: String) throws -> KMSKeyInfo {
         let r = try call("DescribeKey", ["KeyId": keyId])
         return KMSKeyInfo(keyMetadata: r["KeyMetadata"] as? [String: Any] ?? [:])

@@ -7,7 +7,7 @@ struct KMS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kms",
         abstract: "Online mode: byokd calls AWS KMS itself, with the credentials the service holds.",
-        subcommands: [Import.self, CreateKey.self])
+        subcommands: [Import.self, CreateKey.self, Rotate.self, Materials.self])
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -81,4 +81,50 @@ struct KMS: ParsableCommand {
             }
         }
     }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import new key material from a token key into a KMS key (NEW_KEY_MATERIAL), then RotateKeyOnDemand.",
+            discussion: "For symmetric KMS keys with imported material that hold several key materials. The old material stays (NON_CURRENT) and still decrypts; `byokctl kms materials` lists them.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
+        @Option(help: "The token key holding the new material: its label or a pkcs11: URI.") var key: String
+        @Option(help: "Wrapping algorithm (default: the best the token passed).") var wrappingAlgorithm: String?
+        @Option(help: "RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).") var wrappingKeySpec: String?
+        @Option(help: "When the new material expires (ISO 8601); the default is that it does not.") var validTo: String?
+        @Option(help: "KeyMaterialDescription of the new material.") var keyMaterialDescription: String?
+
+        func run() {
+            byokctl.run(options) {
+                let r = try options.client().call("POST", "/v1/kms/rotate",
+                    KMSRotateRequest(kmsKeyId: kmsKeyId, key: key, wrappingAlgorithm: wrappingAlgorithm, wrappingKeySpec: wrappingKeySpec,
+                                     validTo: validTo, keyMaterialDescription: keyMaterialDescription),
+                    as: KMSRotateResponse.self, onPending: announcePending)
+                if options.json { options.printJSON(r); return }
+                let m = r.imported.wrap.manifest
+                print("imported new key material from \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (\(m.key.kcv.map { "KCV \($0)" } ?? "")) into \(r.imported.kms.arn) and rotated to it")
+                print(materialsTable(r.materials))
+            }
+        }
+    }
+
+    struct Materials: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a KMS key's key materials and their states (ListKeyRotations).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
+
+        func run() {
+            byokctl.run(options) {
+                let r = try options.client().call("POST", "/v1/kms/materials", KMSMaterialsRequest(kmsKeyId: kmsKeyId), as: KMSMaterialsResponse.self)
+                if options.json { options.printJSON(r); return }
+                print(materialsTable(r.materials))
+            }
+        }
+    }
+}
+
+func materialsTable(_ materials: [KMSKeyMaterial]) -> String {
+    table(["KEY MATERIAL", "STATE", "IMPORT", "ROTATED", "EXPIRES", "DESCRIPTION"], materials.map {
+        [$0.keyMaterialId ?? "-", $0.state ?? "-", $0.importState ?? "-", $0.rotationDate ?? "-", $0.validTo ?? "never", $0.description ?? ""]
+    })
 }

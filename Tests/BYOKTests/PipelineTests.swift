@@ -28,7 +28,7 @@ final class PipelineTests: XCTestCase {
 
     func testOperationNamesAreOneListForAccessTwoPersonRuleAndDocs() throws {
         XCTAssertEqual(Operation.accessNames.map(\.rawValue),
-                       ["status", "keys.list", "keys.generate", "wrap", "selftest", "approve", "trust", "audit", "kms.import", "kms.create-key"])
+                       ["status", "keys.list", "keys.generate", "wrap", "selftest", "approve", "trust", "audit", "kms.import", "kms.create-key", "kms.rotate", "kms.materials"])
         XCTAssertEqual(Operation.wrapBatch.permissions, [.wrap])
         XCTAssertEqual(Operation.auditVerify.permissions, [.audit])
         XCTAssertEqual(Operation.approvalsList.permissions, [.approve])
@@ -40,7 +40,7 @@ final class PipelineTests: XCTestCase {
         for bad in ["approve", "audit", "wrap.batch", "request.poll", "nonsense"] {
             XCTAssertThrowsError(try Operation.twoPersonSet([bad]), bad)
         }
-        XCTAssertEqual(try Operation.twoPersonSet(["wrap", "keys.generate"]), [.wrap, .keysGenerate, .kmsImport], "kms.import follows wrap")
+        XCTAssertEqual(try Operation.twoPersonSet(["wrap", "keys.generate"]), [.wrap, .keysGenerate, .kmsImport, .kmsRotate], "kms.import and kms.rotate follow wrap")
         // Every name is documented.
         let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/CONFIGURATION.md")

@@ -132,6 +132,47 @@ final class KMSImportTests: XCTestCase {
         XCTAssertEqual(try importKey(d, kmsKey: kmsKey, label: "k", extra: ["--wrapping-algorithm", "RSAES_OAEP_SHA_256"]).code, 0)
     }
 
+    /// Rotation of imported key material: byokd imports the new material (NEW_KEY_MATERIAL) and
+    /// calls RotateKeyOnDemand, then lists the materials. LocalStack 4.9.2 implements neither
+    /// RotateKeyOnDemand for imported keys nor ListKeyRotations: this checks byokd gets as far as
+    /// LocalStack goes and reports its answer with a stable code.
+    func testRotationGoesAsFarAsLocalStackImplementsAndSaysWhatStopped() throws {
+        try requireLocalStack()
+        let (base, _) = try DaemonFixture.softHSM()
+        let d = try DaemonFixture(arguments: base.process.arguments!.filter { $0 != "--socket" && $0 != base.socket && $0 != "--state-dir" && $0 != base.stateDir },
+                                  environment: Self.awsEnv(base.process.environment!), dir: TempDir("byokd-daemon"))
+        base.stop()
+        for label in ["gen1", "gen2"] { XCTAssertEqual(try d.ctl(["keys", "generate", "--label", label, "--spec", "SYMMETRIC_DEFAULT"]).code, 0) }
+        let kmsKey = try createKey(d, spec: "SYMMETRIC_DEFAULT")
+        XCTAssertEqual(try importKey(d, kmsKey: kmsKey, label: "gen1", extra: ["--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--wrapping-key-spec", "RSA_2048"]).code, 0)
+        let r = try d.ctl(["kms", "rotate", "--kms-key-id", kmsKey, "--key", "gen2", "--wrapping-algorithm", "RSAES_OAEP_SHA_1",
+                           "--wrapping-key-spec", "RSA_2048", "--key-material-description", "second", "--json"])
+        let records = try Data(contentsOf: URL(fileURLWithPath: d.stateDir + "/audit.jsonl")).split(separator: UInt8(ascii: "\n"))
+            .map { try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any] }
+        let rotate = try XCTUnwrap(records.last { $0["operation"] as? String == "kms.rotate" })
+        if r.code == 0 {
+            // A LocalStack that does rotate: the new material is current.
+            let materials = try XCTUnwrap(r.json?["materials"] as? [[String: Any]])
+            XCTAssertTrue(materials.contains { $0["state"] as? String == "CURRENT" && $0["description"] as? String == "second" }, r.out)
+            XCTAssertEqual(rotate["result"] as? String, "ok")
+        } else {
+            XCTAssertEqual(r.code, 6, r.err)
+            XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "KMS_ERROR", r.out)
+            XCTAssertTrue(r.err.contains("RotateKeyOnDemand") || r.err.contains("ImportKeyMaterial"), r.err)
+            XCTAssertEqual(rotate["errorCode"] as? String, "KMS_ERROR")
+            XCTAssertEqual((rotate["key"] as? [String: Any])?["label"] as? String, "gen2")
+        }
+        let m = try d.ctl(["kms", "materials", "--kms-key-id", kmsKey, "--json"])
+        if m.code != 0 {
+            XCTAssertEqual((m.json?["error"] as? [String: Any])?["code"] as? String, "KMS_ERROR", m.out)
+            XCTAssertTrue(m.err.contains("ListKeyRotations"), m.err)
+        } else {
+            XCTAssertFalse((m.json?["materials"] as? [[String: Any]] ?? []).isEmpty, m.out)
+        }
+        // Whatever LocalStack did with the rotation, the key still works.
+        XCTAssertEqual(try boto("c = kms.encrypt(KeyId='\(kmsKey)', Plaintext=b'ceremony')['CiphertextBlob']\nprint(kms.decrypt(CiphertextBlob=c)['Plaintext'].decode())"), "ceremony")
+    }
+
     /// With trustedWrapping, an online import waits for the Security Officer, who sees the wrapping
     /// key byokd fetched from AWS KMS (source `kms`); after `byokctl trust` KMS really unwraps it.
     func testAnImportUnderTrustedWrappingWaitsForTheSecurityOfficerAndKMSAcceptsIt() throws {

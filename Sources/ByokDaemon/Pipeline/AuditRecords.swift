@@ -31,6 +31,12 @@ enum AuditRecords {
             r.key = .init(label: k.key)
             r.wrappingAlgorithm = k.wrappingAlgorithm
             r.kmsKeyId = k.kmsKeyId
+        case .kmsRotate(let k):
+            r.key = .init(label: k.key)
+            r.wrappingAlgorithm = k.wrappingAlgorithm
+            r.kmsKeyId = k.kmsKeyId
+        case .kmsMaterials(let k):
+            r.kmsKeyId = k.kmsKeyId
         case .wrapBatch(let b):
             r.batchSize = b.entries.count
         case .approve(let id, _), .trust(let id, _), .requestPoll(let id):
@@ -56,6 +62,9 @@ enum AuditRecords {
             case .kmsImported(let k):
                 describe(k.wrap.manifest, into: &r)
                 if !k.kms.arn.isEmpty { r.kmsKeyId = k.kms.arn }
+            case .kmsRotated(let k):
+                describe(k.imported.wrap.manifest, into: &r)
+                if !k.imported.kms.arn.isEmpty { r.kmsKeyId = k.imported.kms.arn }
             case .pending(let p):
                 r.result = "pending"
                 r.approvalId = p.id

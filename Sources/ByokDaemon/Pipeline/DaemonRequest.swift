@@ -13,6 +13,8 @@ enum DaemonRequest: Sendable {
     case auditVerify(log: [UInt8])
     case kmsImport(KMSImportRequest)
     case kmsCreateKey(KMSCreateKeyRequest)
+    case kmsRotate(KMSRotateRequest)
+    case kmsMaterials(KMSMaterialsRequest)
     case approvalsList
     case approve(id: String, ApproveRequest)
     case trust(id: String, TrustRequest)
@@ -30,6 +32,8 @@ enum DaemonRequest: Sendable {
         case .auditVerify: .auditVerify
         case .kmsImport: .kmsImport
         case .kmsCreateKey: .kmsCreateKey
+        case .kmsRotate: .kmsRotate
+        case .kmsMaterials: .kmsMaterials
         case .approvalsList: .approvalsList
         case .approve: .approve
         case .trust: .trust
@@ -56,6 +60,8 @@ enum DaemonRequest: Sendable {
         case .auditVerify: return .auditVerify(log: body)
         case .kmsImport: return .kmsImport(try JSONCoding.decode(KMSImportRequest.self, body))
         case .kmsCreateKey: return .kmsCreateKey(try JSONCoding.decode(KMSCreateKeyRequest.self, body))
+        case .kmsRotate: return .kmsRotate(try JSONCoding.decode(KMSRotateRequest.self, body))
+        case .kmsMaterials: return .kmsMaterials(try JSONCoding.decode(KMSMaterialsRequest.self, body))
         case .approvalsList: return .approvalsList
         case .approve:
             // byokctl before 0.2 sent no body.
@@ -63,6 +69,14 @@ enum DaemonRequest: Sendable {
         case .trust: return .trust(id: id ?? "", try JSONCoding.decode(TrustRequest.self, body))
         case .requestPoll: return .requestPoll(id: id ?? "")
         }
+    }
+}
+
+extension KMSImportRequest {
+    /// A rotation imports new key material.
+    init(_ r: KMSRotateRequest) {
+        self.init(kmsKeyId: r.kmsKeyId, key: r.key, wrappingAlgorithm: r.wrappingAlgorithm, wrappingKeySpec: r.wrappingKeySpec,
+                  validTo: r.validTo, importType: "NEW_KEY_MATERIAL", keyMaterialDescription: r.keyMaterialDescription)
     }
 }
 

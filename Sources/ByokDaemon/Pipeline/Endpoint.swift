@@ -24,6 +24,8 @@ struct Endpoint: Sendable {
         Endpoint("POST", "/v1/audit/verify", .auditVerify),
         Endpoint("POST", "/v1/kms/import", .kmsImport),
         Endpoint("POST", "/v1/kms/create-key", .kmsCreateKey),
+        Endpoint("POST", "/v1/kms/rotate", .kmsRotate),
+        Endpoint("POST", "/v1/kms/materials", .kmsMaterials),
         Endpoint("GET", "/v1/approvals", .approvalsList),
         Endpoint("POST", "/v1/approvals/", takesID: true, .approve),
         Endpoint("POST", "/v1/trust/", takesID: true, .trust),

@@ -20,6 +20,10 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     case auditVerify = "audit.verify"
     case kmsImport = "kms.import"
     case kmsCreateKey = "kms.create-key"
+    /// New key material from the token imported into a KMS key and rotated to; needs `wrap` too.
+    case kmsRotate = "kms.rotate"
+    /// The key materials of a KMS key.
+    case kmsMaterials = "kms.materials"
     /// A requester collecting the outcome of their own approved request: no access entry, the
     /// kernel's uid must be the requester's.
     case requestPoll = "request.poll"
@@ -33,6 +37,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
         case .approvalsList: [.approve]
         case .auditVerify: [.audit]
         case .kmsImport: [.kmsImport, .wrap]
+        case .kmsRotate: [.kmsRotate, .wrap]
         case .requestPoll: []
         default: [self]
         }
@@ -47,13 +52,13 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     /// Whether the two-person rule can hold this operation for a second operator.
     public var canNeedApproval: Bool {
         switch self {
-        case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey: true
+        case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey, .kmsRotate, .kmsMaterials: true
         case .wrapBatch, .approve, .trust, .approvalsList, .audit, .auditVerify, .requestPoll: false
         }
     }
 
     /// Whether this operation releases key material (and so needs a wrapping key byokd accepts).
-    public var wraps: Bool { self == .wrap || self == .wrapBatch || self == .kmsImport }
+    public var wraps: Bool { self == .wrap || self == .wrapBatch || self == .kmsImport || self == .kmsRotate }
 
     /// The operations named by `twoPersonRule`, each checked; `kms.import` follows `wrap`.
     static func twoPersonSet(_ names: [String]?) throws -> Set<Operation> {
@@ -63,7 +68,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
             }
             return op
         })
-        if set.contains(.wrap) { set.insert(.kmsImport) }
+        if set.contains(.wrap) { set.formUnion([.kmsImport, .kmsRotate]) }
         return set
     }
 }

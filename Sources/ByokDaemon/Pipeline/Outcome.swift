@@ -12,6 +12,8 @@ enum Outcome: Sendable {
     case auditVerified(AuditVerifyResponse)
     case kmsCreated(KMSKeyInfo)
     case kmsImported(KMSImportResponse)
+    case kmsRotated(KMSRotateResponse)
+    case kmsMaterials(KMSMaterialsResponse)
     case approvals(PendingListResponse)
     /// Held for a second operator (answer 202).
     case pending(PendingRequest)
@@ -32,6 +34,8 @@ enum Outcome: Sendable {
         case .auditVerified(let v): .json(v)
         case .kmsCreated(let v): .json(v, status: 201)
         case .kmsImported(let v): .json(v)
+        case .kmsRotated(let v): .json(v)
+        case .kmsMaterials(let v): .json(v)
         case .approvals(let v): .json(v)
         case .pending(let v): .json(PendingBody(pending: v), status: 202)
         case .approved(let v): .json(v)

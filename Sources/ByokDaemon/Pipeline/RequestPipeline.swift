@@ -80,7 +80,7 @@ final class RequestPipeline: Sendable {
 
     /// Holds, approves, trusts, collects or executes a request.
     private func dispatch(_ request: DaemonRequest, caller: PeerCredentials, record: inout AuditRecord) throws -> Outcome {
-        if request.operation.wraps { try checkSource(request.operation == .kmsImport ? .kms : .operator) }
+        if request.operation.wraps { try checkSource(request.operation == .kmsImport || request.operation == .kmsRotate ? .kms : .operator) }
         switch request {
         case .approve(let id, let body):
             return try approve(id, body, approver: caller, record: &record)
@@ -99,13 +99,14 @@ final class RequestPipeline: Sendable {
             }
             return .batch(BatchStream(batch: batch, caller: caller, requestId: record.requestId, service: service, audit: audit))
         default:
-            let needsTrust = trustedWrapping && (request.operation == .wrap || request.operation == .kmsImport)
+            let needsTrust = trustedWrapping && [.wrap, .kmsImport, .kmsRotate].contains(request.operation)
             guard needsTrust || twoPerson.contains(request.operation) else { return try execute(request, plan: nil) }
             // Held: a wrap is checked now (parameters, key, rules), so the second person sees what
             // will run and the requester learns of a mistake at once.
             let plan: WrapPlan? = switch request {
             case .wrap(let w): try service.plan(w)
             case .kmsImport(let k): try service.planKMSImport(k)
+            case .kmsRotate(let k): try service.planKMSImport(KMSImportRequest(k))
             default: nil
             }
             let entry = approvals.add(request, plan: plan, needs: needsTrust ? .trust : .approve, requester: caller)
@@ -138,6 +139,10 @@ final class RequestPipeline: Sendable {
         case .kmsImport(let k):
             guard let plan else { return .kmsImported(try service.kmsImport(k)) }
             return .kmsImported(try service.finishKMSImport(plan, wrapped: try service.wrap(plan)))
+        case .kmsRotate(let k):
+            let plan = try plan ?? service.planKMSImport(KMSImportRequest(k))
+            return .kmsRotated(try service.kmsRotate(plan, wrapped: try service.wrap(plan)))
+        case .kmsMaterials(let k): return .kmsMaterials(try service.kmsMaterials(k))
         case .wrapBatch, .approvalsList, .approve, .trust, .requestPoll:
             throw ByokError(.internal, "\(request.operation.rawValue) is not run directly")
         }
@@ -192,8 +197,11 @@ final class RequestPipeline: Sendable {
         let soPIN = PIN(wiping: &bytes)
         return try runHeld(id, second: officer, record: &record, trustedBy: true) { entry in
             let wrapped = try service.trustedWrap(plan, soPIN: soPIN, tag: entry.id)
-            if case .kmsImport = entry.request { return .kmsImported(try service.finishKMSImport(plan, wrapped: wrapped)) }
-            return .wrapped(wrapped)
+            switch entry.request {
+            case .kmsImport: return .kmsImported(try service.finishKMSImport(plan, wrapped: wrapped))
+            case .kmsRotate: return .kmsRotated(try service.kmsRotate(plan, wrapped: wrapped))
+            default: return .wrapped(wrapped)
+            }
         }
     }
 

@@ -79,4 +79,18 @@ extension TokenService {
                                                         "label": "\(Display.escaped(wrapped.manifest.key.label))"])
         return KMSImportResponse(wrap: wrapped, kms: described)
     }
+
+    /// `POST /v1/kms/rotate`: the token key's material imported as NEW_KEY_MATERIAL (it waits as
+    /// PENDING_ROTATION), then RotateKeyOnDemand makes it current; the key's materials after.
+    func kmsRotate(_ plan: WrapPlan, wrapped: WrapResponse) throws -> KMSRotateResponse {
+        let imported = try finishKMSImport(plan, wrapped: wrapped)
+        let keyId = plan.kmsImport!.kmsKeyId
+        try kmsClients.call { try $0.rotateKeyOnDemand(keyId: keyId) }
+        return KMSRotateResponse(imported: imported, materials: try kmsClients.call { try $0.listKeyMaterials(keyId: keyId) })
+    }
+
+    /// `POST /v1/kms/materials`: every key material of a KMS key, with its state.
+    public func kmsMaterials(_ r: KMSMaterialsRequest) throws -> KMSMaterialsResponse {
+        KMSMaterialsResponse(kmsKeyId: r.kmsKeyId, materials: try kmsClients.call { try $0.listKeyMaterials(keyId: r.kmsKeyId) })
+    }
 }
