@@ -210,4 +210,29 @@ final class CloudTests: XCTestCase {
         let material = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: daemon.dir.file("g/WrappedKey.bin"))), with: job, hash: "sha256")
         XCTAssertEqual(material.count, 64, "HMAC_512 keys are the hash's length, as Cloud KMS requires")
     }
+
+    /// On SoftHSM too: the route is whatever the token's self-test found for RSA_AES_KEY_WRAP_SHA_1
+    /// (read from the token), and an AES key's wrap for Azure is proven or refused accordingly.
+    func testOnSoftHSMTheCloudWrapFollowsTheTokensVerdict() throws {
+        let (soft, _) = try DaemonFixture.softHSM()
+        let k = try XCTUnwrap(try soft.ctl(["keys", "generate", "--label", "aes", "--spec", "SYMMETRIC_DEFAULT", "--json"]).json)
+        let algorithms = try XCTUnwrap(try soft.ctl(["status", "--json"]).json?["algorithms"] as? [[String: Any]])
+        let verdict = algorithms.first { $0["name"] as? String == "RSA_AES_KEY_WRAP_SHA_1" }?["state"] as? String
+        let kek = try AWSSide.keyPair(bits: 2048)
+        let pem = soft.dir.write("kek.pem", Self.pem(kek.publicDER))
+        let out = soft.dir.file("az")
+        let r = try soft.ctl(["wrap", "--for", "azure", "--key", "aes", "--public-key", pem, "--kid", "https://v.vault.azure.net/keys/k/1", "--out", out, "--json"])
+        if verdict == "passed" {
+            XCTAssertEqual(r.code, 0, r.err)
+            let byok = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/KeyTransferPackage.byok"))) as? [String: Any])
+            var b64 = (byok["ciphertext"] as? String ?? "").replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
+            let material = try AWSSide.unwrapRsaAes(try XCTUnwrap(Data(base64Encoded: b64)), with: kek, hash: "sha1")
+            XCTAssertEqual(material.count, 32)
+            XCTAssertEqual(try AWSSide.aesKCV(material), k["kcv"] as? String)
+        } else {
+            XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "TOKEN_LACKS_ALGORITHM", r.out)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+    }
 }
