@@ -129,6 +129,26 @@ final class WrappingKeyTrustTests: XCTestCase {
                        "the wrong fingerprint is on record as denied")
     }
 
+    func testParametersThatExpireWhileAWrapWaitsForApprovalAreRefusedWhenApproved() throws {
+        let s = try daemon(#", "twoPersonRule": ["wrap"], "access": {"approve": ["uid:0", "uid:65534"]}"#)
+        let d = s.daemon
+        XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k1", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let params = d.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken(),
+                                                           validTo: Date().addingTimeInterval(2).timeIntervalSince1970))
+        let out = d.dir.file("out")
+        let requester = try Background(d, ["wrap", "--key", "k1", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", out, "--json"])
+        let id = try XCTUnwrap(try firstPending(d)["id"] as? String)
+        sleep(3)
+        let ok = try ctlAs(Self.nobody, d, ["approve", id, "--wrapping-key-sha256", try sha256(aws.publicDER)])
+        XCTAssertEqual(ok.code, 0, "the approval ran; the wrap it released failed: \(ok.out)")
+        XCTAssertTrue(ok.out.contains("PARAMS_EXPIRED"), ok.out)
+        let r = requester.finish()
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertTrue(r.err.contains("PARAMS_EXPIRED"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
     func testAnOnlineHostCanRefuseWrappingKeysThatClientsSend() throws {
         let s = try daemon(#", "wrappingKeySources": ["kms"]"#)
         let d = s.daemon

@@ -269,6 +269,10 @@ public final class TokenService: Sendable {
             throw ByokError(.trustedWrappingUnavailable, "with trustedWrapping on, every wrap waits for the Security Officer (`byokctl trust ID`); this one did not")
         }
         let params = job.resolved.parameters
+        if let validTo = params.validTo, validTo <= Date() {
+            // A held wrap approved late: the parameters' own check gives the sentence.
+            _ = try params.resolve(requested: job.resolved.algorithm.rawValue)
+        }
         let store = KeyStore(session: session, token: token)
         let (key, info) = try keys.key(job.reference, store: store)
         if let expected = job.expected, expected.id != info.id || expected.fingerprint != info.fingerprint {
