@@ -68,8 +68,9 @@ let package = Package(
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
         .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
-        // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Token fixtures (fresh SoftHSM and NSS token directories, and tokens loaded in the test
+        // process through the PKCS11 layer), OpenSSL as the "AWS side".
+        .target(name: "TestSupport", dependencies: ["PKCS11"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v5]
 )
