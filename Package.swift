@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport"]),
         .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL", "PKCS11"]),
         // Token fixtures (fresh SoftHSM and NSS token directories, and tokens loaded in the test
         // process through the PKCS11 layer), OpenSSL as the "AWS side".
         .target(name: "TestSupport", dependencies: ["PKCS11"], path: "Tests/TestSupport"),
