@@ -95,8 +95,12 @@ public enum FuzzTargets {
     /// Differential: the DER reader alone against OpenSSL. A key the reader accepts must be the
     /// same key to OpenSSL; anything else traps, which libFuzzer reports.
     static func spki(_ input: [UInt8]) -> [String] {
-        func text(_ k: RSAPublicKey) -> String { "ok RSA-\(k.bits) e=\(k.publicExponent.hex)" }
-        func text(_ e: Error) -> String { "rejected \((e as? RSAPublicKey.ParseError).map { "\($0)" } ?? "\(e)")" }
+        func text(_ r: Result<RSAPublicKey, Error>) -> String {
+            switch r {
+            case .success(let k): return "ok RSA-\(k.bits) e=\(k.publicExponent.hex)"
+            case .failure(let e): return "rejected \(e)"
+            }
+        }
         let reader = Result { try RSAPublicKey(derReader: input) }
         let openSSL = Result { try RSAPublicKey(openSSL: input) }
         if case .success(let fast) = reader {
@@ -104,15 +108,6 @@ public enum FuzzTargets {
             precondition(fast.modulus == slow.modulus && fast.publicExponent == slow.publicExponent && fast.bits == slow.bits,
                          "the DER reader and OpenSSL disagree on \(input.hex)")
         }
-        return ["reader " + reader.map(text).get(or: text), "openssl " + openSSL.map(text).get(or: text)]
-    }
-}
-
-extension Result where Success == String {
-    fileprivate func get(or describe: (Failure) -> String) -> String {
-        switch self {
-        case .success(let s): return s
-        case .failure(let e): return describe(e)
-        }
+        return ["reader " + text(reader), "openssl " + text(openSSL)]
     }
 }
