@@ -53,9 +53,9 @@ final class WrappingKeyCacheTests: XCTestCase {
 
     func testAnExpiredEntryIsReplacedAndItsObjectDestroyed() throws {
         let cache = WrappingKeyCache()
-        let first = try handle(cache, keys[0], validTo: Date().addingTimeInterval(0.5))
+        let first = try handle(cache, keys[0], validTo: Date().addingTimeInterval(1.5))
         XCTAssertEqual(try handle(cache, keys[0]), first, "still valid")
-        usleep(700_000)
+        usleep(1_700_000)
         let second = try handle(cache, keys[0], validTo: Date().addingTimeInterval(3600))
         XCTAssertNotEqual(second, first, "a new object once the parameters expired")
         assertDestroyed(first)
