@@ -73,9 +73,10 @@ let package = Package(
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport",
                                                     .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL"]),
-        // Token fixtures (fresh SoftHSM and NSS token directories), OpenSSL as the "AWS side".
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL", "PKCS11"]),
+        // Token fixtures (fresh SoftHSM and NSS token directories, and tokens loaded in the test
+        // process through the PKCS11 layer), OpenSSL as the "AWS side".
+        .target(name: "TestSupport", dependencies: ["PKCS11"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -38,26 +38,66 @@ enum DER {
         return (tag, start..<(start + len), start + len)
     }
 
-    /// The modulus and exponent of an RSA SubjectPublicKeyInfo (rsaEncryption, NULL parameters),
-    /// or nil if `d` is not exactly that.
-    static func rsaSPKI(_ d: [UInt8]) -> (modulus: [UInt8], exponent: [UInt8])? {
-        guard let outer = element(d, 0), outer.tag == 0x30, outer.end == d.count,
-              let alg = element(d, outer.content.lowerBound), alg.tag == 0x30,
-              let oid = element(d, alg.content.lowerBound), oid.tag == 0x06,
-              Array(d[oid.content.lowerBound - 2..<oid.end]) == rsaEncryption,
-              let nul = element(d, oid.end), nul.tag == 0x05, nul.content.isEmpty, nul.end == alg.end,
+    /// The body of the rsaEncryption OID (1.2.840.113549.1.1.1).
+    static let rsaEncryptionOID: [UInt8] = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01]
+
+    /// The modulus and exponent of an RSA SubjectPublicKeyInfo (rsaEncryption, NULL parameters), read
+    /// by this reader alone: strict DER (definite, minimal lengths; positive, minimal INTEGERs), the
+    /// whole input and nothing after it. No OpenSSL here, so tests and the fuzzer can hold it against
+    /// OpenSSL's parser (`RSAPublicKey(openSSL:)`).
+    static func rsaPublicKey(_ d: [UInt8]) throws -> (modulus: [UInt8], exponent: [UInt8]) {
+        typealias Failure = RSAPublicKey.ParseError
+        guard let outer = element(d, 0), outer.tag == 0x30 else { throw Failure.notDER }
+        guard outer.end == d.count else { throw Failure.trailingBytes }
+        guard let alg = element(d, outer.content.lowerBound), alg.tag == 0x30,
+              let oid = element(d, alg.content.lowerBound), oid.tag == 0x06, oid.end <= alg.end,
               let bits = element(d, alg.end), bits.tag == 0x03, bits.end == outer.end, !bits.content.isEmpty,
-              d[bits.content.lowerBound] == 0,
+              d[bits.content.lowerBound] == 0 else { throw Failure.notDER }
+        let algorithm = Array(d[oid.content])
+        guard algorithm == rsaEncryptionOID else { throw Failure.notRSA(keyName(algorithm)) }
+        guard let nul = element(d, oid.end), nul.tag == 0x05, nul.content.isEmpty, nul.end == alg.end,
               let key = element(d, bits.content.lowerBound + 1), key.tag == 0x30, key.end == bits.end,
               let n = element(d, key.content.lowerBound), n.tag == 0x02,
-              let e = element(d, n.end), e.tag == 0x02, e.end == key.end else { return nil }
+              let e = element(d, n.end), e.tag == 0x02, e.end == key.end else { throw Failure.notDER }
         func unsigned(_ r: Range<Int>) -> [UInt8]? {
             guard !r.isEmpty, d[r.lowerBound] & 0x80 == 0 else { return nil }  // positive
             if r.count > 1 && d[r.lowerBound] == 0 && d[r.lowerBound + 1] & 0x80 == 0 { return nil }  // minimal
             return Array(d[r].drop { $0 == 0 })
         }
-        guard let modulus = unsigned(n.content), let exponent = unsigned(e.content), !modulus.isEmpty, !exponent.isEmpty else { return nil }
+        guard let modulus = unsigned(n.content), let exponent = unsigned(e.content), !modulus.isEmpty, !exponent.isEmpty else {
+            throw Failure.notDER
+        }
         return (modulus, exponent)
+    }
+
+    /// What a SubjectPublicKeyInfo that is not rsaEncryption holds, for the error message.
+    static func keyName(_ oid: [UInt8]) -> String {
+        switch oid {
+        case Array(ecPublicKey.dropFirst(2)): return "an EC key"
+        case [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0A]: return "an RSA-PSS key"
+        default: return "not an RSA key (algorithm \(oidText(oid)))"
+        }
+    }
+
+    /// Dotted text of an OID body (for messages; a malformed body prints as hex).
+    static func oidText(_ b: [UInt8]) -> String {
+        var arcs: [UInt64] = []
+        var v: UInt64 = 0
+        for (i, byte) in b.enumerated() {
+            guard v < (1 << 56) else { return b.hex }
+            v = v << 7 | UInt64(byte & 0x7F)
+            if byte & 0x80 == 0 {
+                if arcs.isEmpty { arcs += v < 80 ? [v / 40, v % 40] : [2, v - 80] } else { arcs.append(v) }
+                v = 0
+            } else if i == b.count - 1 { return b.hex }
+        }
+        return arcs.isEmpty ? b.hex : arcs.map(String.init).joined(separator: ".")
+    }
+
+    /// Bits in a modulus without leading zero bytes.
+    static func bitLength(_ magnitude: [UInt8]) -> Int {
+        guard let lead = magnitude.first else { return 0 }
+        return (magnitude.count - 1) * 8 + (8 - lead.leadingZeroBitCount)
     }
 
     static func rsaSPKI(modulus: [UInt8], exponent: [UInt8]) -> [UInt8] {
@@ -80,5 +120,14 @@ enum DER {
             }
         }
         return sequence(sequence(ecPublicKey, params), bitString(point))
+    }
+}
+
+extension RSAPublicKey {
+    /// An RSA SubjectPublicKeyInfo read by `DER.rsaPublicKey` alone, failing with its reason; the
+    /// reader under test and under fuzzing. `init(spki:)` is the production path.
+    public init(derReader der: [UInt8]) throws {
+        let (n, e) = try DER.rsaPublicKey(der)
+        self.init(der: der, modulus: n, publicExponent: e, bits: DER.bitLength(n))
     }
 }

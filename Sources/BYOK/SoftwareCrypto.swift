@@ -78,15 +78,14 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// Parses and checks a DER SubjectPublicKeyInfo. The whole input must be the key. RSA keys are
-    /// read by a strict DER reader (OpenSSL 3's decoder framework costs more than the wrap itself);
-    /// anything else goes to OpenSSL (`d2i_PUBKEY`) only to name what it is.
+    /// read by the strict DER reader (`init(derReader:)`; OpenSSL 3's decoder framework costs more
+    /// than the wrap itself); what it refuses goes to OpenSSL (`d2i_PUBKEY`), which names what it is.
     public init(spki der: [UInt8]) throws {
-        if let (n, e) = DER.rsaSPKI(der) {
-            let lead = n.first ?? 0
-            self.init(der: der, modulus: n, publicExponent: e, bits: n.isEmpty ? 0 : (n.count - 1) * 8 + (8 - lead.leadingZeroBitCount))
-            return
+        do {
+            self = try RSAPublicKey(derReader: der)
+        } catch {
+            self = try RSAPublicKey(openSSL: der)
         }
-        try self.init(openSSL: der)
     }
 
     init(der: [UInt8], modulus: [UInt8], publicExponent: [UInt8], bits: Int) {

@@ -16,6 +16,7 @@ public enum Function: String, CaseIterable, CustomStringConvertible, Sendable {
     // Sessions
     case openSession = "C_OpenSession"
     case closeSession = "C_CloseSession"
+    case getSessionInfo = "C_GetSessionInfo"
     case login = "C_Login"
     case logout = "C_Logout"
     // Objects

@@ -48,6 +48,15 @@ public final class Session: @unchecked Sendable {
         try module.call(.logout, \.C_Logout) { $0(handle) }
     }
 
+    /// `C_GetSessionInfo`: whether the user is logged in and whether the session is read/write.
+    public func state() throws -> (userLoggedIn: Bool, readWrite: Bool) {
+        var info = CK_SESSION_INFO()
+        try module.call(.getSessionInfo, \.C_GetSessionInfo) { $0(handle, &info) }
+        let s = info.state
+        return (s == CKS_RW_USER_FUNCTIONS || s == CKS_RO_USER_FUNCTIONS,
+                s == CKS_RW_USER_FUNCTIONS || s == CKS_RW_PUBLIC_SESSION || s == CKS_RW_SO_FUNCTIONS)
+    }
+
     /// `C_GenerateRandom`.
     public func generateRandom(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

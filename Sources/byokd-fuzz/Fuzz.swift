@@ -21,20 +21,33 @@ public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePo
     return LLVMFuzzerRunDriver(&c, &v) { data, size in fuzzOne(data, size) }
 }
 #else
-/// Without libFuzzer: replays corpus files or directories given as arguments.
+/// Without libFuzzer: replays corpus files or directories given as arguments and prints one line
+/// per input, `<dir>/<file>: <outcome>` (a file given alone is printed as given), flushed before
+/// the next input runs, so the line after the last one names the input that crashed. A missing
+/// argument is an error (exit 2). FuzzRegressionTests holds these lines to Tests/fuzz-corpus/expected.
 @main
 struct Replay {
     static func main() {
         var count = 0
         for arg in CommandLine.arguments.dropFirst() {
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: arg, isDirectory: &isDir) else { continue }
-            let files = isDir.boolValue ? ((try? FileManager.default.contentsOfDirectory(atPath: arg)) ?? []).map { arg + "/" + $0 } : [arg]
-            for f in files.sorted() {
-                if let d = FileManager.default.contents(atPath: f) { FuzzTargets.run(Array(d)); count += 1 }
+            guard FileManager.default.fileExists(atPath: arg, isDirectory: &isDir) else {
+                FileHandle.standardError.write(Data("byokd-fuzz: no such file or directory: \(arg)\n".utf8))
+                exit(2)
+            }
+            let dirName = URL(fileURLWithPath: arg).lastPathComponent
+            let files = isDir.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: arg)) ?? []).sorted().map { (arg + "/" + $0, dirName + "/" + $0) }
+                : [(arg, arg)]
+            for (path, name) in files {
+                guard let d = FileManager.default.contents(atPath: path) else { continue }
+                FileHandle.standardError.write(Data("running \(name)\n".utf8))
+                print("\(name): \(FuzzTargets.run(Array(d)))")
+                fflush(stdout)
+                count += 1
             }
         }
-        print("replayed \(count) inputs")
+        FileHandle.standardError.write(Data("replayed \(count) inputs\n".utf8))
     }
 }
 #endif

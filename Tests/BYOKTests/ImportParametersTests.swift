@@ -115,33 +115,3 @@ final class ImportParametersTests: XCTestCase {
         XCTAssertEqual(code(.SYMMETRIC_DEFAULT, .RSAES_OAEP_SHA_1, kms: .HMAC_256), .keySpecMismatch)
     }
 }
-
-/// The fast DER reader for RSA wrapping keys agrees with OpenSSL, and rejects what OpenSSL rejects.
-final class SPKIReaderTests: XCTestCase {
-    func testTheDERReaderAgreesWithOpenSSL() throws {
-        for bits in [1024, 2048, 3072, 4096] {
-            let der = Array(try AWSSide.keyPair(bits: bits).publicDER)
-            let fast = try RSAPublicKey(spki: der)
-            let slow = try RSAPublicKey(openSSL: der)
-            XCTAssertEqual(fast.modulus, slow.modulus)
-            XCTAssertEqual(fast.publicExponent, slow.publicExponent)
-            XCTAssertEqual(fast.bits, bits)
-            XCTAssertEqual(slow.bits, bits)
-        }
-        let der = Array(try AWSSide.keyPair(bits: 2048).publicDER)
-        // Every truncation, and every single-byte change in the header, is refused or parsed identically by both.
-        for cut in stride(from: 1, to: der.count, by: 7) {
-            XCTAssertThrowsError(try RSAPublicKey(spki: Array(der.prefix(cut))))
-        }
-        for i in 0..<40 {
-            var bad = der
-            bad[i] ^= 0x41
-            let fast = try? RSAPublicKey(spki: bad)
-            let slow = try? RSAPublicKey(openSSL: bad)
-            if let fast, let slow { XCTAssertEqual(fast.modulus, slow.modulus, "byte \(i)") } else if fast != nil { XCTAssertNil(slow.map { _ in 1 }, "byte \(i)") }
-        }
-        XCTAssertThrowsError(try RSAPublicKey(spki: der + [0]))
-        let ec = Array(try AWSSide.keyPair(bits: 256, algorithm: "EC").publicDER)
-        XCTAssertThrowsError(try RSAPublicKey(spki: ec)) { XCTAssertEqual($0 as? RSAPublicKey.ParseError, .notRSA("an EC key")) }
-    }
-}

@@ -4,12 +4,26 @@ import XCTest
 
 /// The ceremony controls: authorization from the kernel's peer credentials, the hash-chained audit
 /// log, the two-person rule, many clients at once, and systemd's socket activation protocol.
-/// A second operator is played by uid 65534 (nobody), through setpriv.
+/// A second operator is played by uid 65534 (usually nobody), through setpriv: the tests that need
+/// one check that they run as root (setpriv must change uid) and that the uid exists, and say so
+/// when they cannot run. The operator running the tests is whoever runs them (root in CI).
 final class CeremonyTests: XCTestCase {
-    static let nobody: UInt32 = 65534
     static let pin = "ceremony-pin-5417"
 
-    /// A daemon on a fresh SoftHSM token with extra configuration, its socket reachable by nobody.
+    /// The user running the tests (and byokctl): uid and name.
+    static let me: (uid: UInt32, name: String) = (getuid(), getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? "\(getuid())")
+
+    /// The second operator, uid 65534, when this process can act as them; otherwise the test is skipped.
+    func secondOperator() throws -> (uid: UInt32, name: String) {
+        guard geteuid() == 0 else {
+            throw XCTSkip("needs root: a second operator is played through setpriv, which must change uid (CI runs the tests as root)")
+        }
+        guard let pw = getpwuid(65534) else { throw XCTSkip("needs a user with uid 65534 to play the second operator") }
+        guard Self.me.uid != 65534 else { throw XCTSkip("the tests run as uid 65534 itself") }
+        return (65534, String(cString: pw.pointee.pw_name))
+    }
+
+    /// A daemon on a fresh SoftHSM token with extra configuration, its socket reachable by the second operator.
     func daemon(_ extraConfig: String = "") throws -> DaemonFixture {
         let dir = TempDir("byokd-daemon")
         chmod(dir.path, 0o755)
@@ -40,27 +54,29 @@ final class CeremonyTests: XCTestCase {
     }
 
     func testADeniedUserGetsExit4AndAnAuditRecord() throws {
+        let other = try secondOperator()
         let d = try daemon()
-        // By default only root and the socket's group may do anything; nobody is neither.
-        let r = try ctlAs(Self.nobody, d, ["keys", "list", "--json"])
+        // By default only root and the socket's group may do anything; the second operator is neither.
+        let r = try ctlAs(other.uid, d, ["keys", "list", "--json"])
         XCTAssertEqual(r.code, 4, r.err)
         XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "DENIED")
-        XCTAssertTrue(r.err.contains("uid 65534"), r.err)
+        XCTAssertTrue(r.err.contains("uid \(other.uid)"), r.err)
         let denied = try auditRecords(d).filter { $0["result"] as? String == "denied" }
         XCTAssertEqual(denied.count, 1)
         XCTAssertEqual(denied.first?["operation"] as? String, "keys.list")
-        XCTAssertEqual((denied.first?["peer"] as? [String: Any])?["uid"] as? Int, Int(Self.nobody))
+        XCTAssertEqual((denied.first?["peer"] as? [String: Any])?["uid"] as? Int, Int(other.uid))
         XCTAssertEqual(denied.first?["errorCode"] as? String, "DENIED")
     }
 
     func testKMSImportNeedsTheRightToWrapAndIsAuditedWhenDenied() throws {
-        // nobody may kms.import but not wrap: importing releases key material as a wrap does.
+        // The second operator may kms.import but not wrap: importing releases key material as a wrap does.
+        let second = try secondOperator()
         let d = try daemon(", \"access\": {\"kms.import\": [\"uid:65534\"], \"wrap\": [\"uid:0\"]}")
         XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
         mkdir(d.dir.file("nobody"), 0o777)
         chmod(d.dir.file("nobody"), 0o777)
         let out = d.dir.file("nobody/out")
-        let r = try ctlAs(Self.nobody, d, ["kms", "import", "--kms-key-id", "1234abcd-12ab-34cd-56ef-1234567890ab", "--key", "k",
+        let r = try ctlAs(second.uid, d, ["kms", "import", "--kms-key-id", "1234abcd-12ab-34cd-56ef-1234567890ab", "--key", "k",
                                            "--out", out, "--json"])
         XCTAssertEqual(r.code, 4, r.err)
         XCTAssertEqual((r.json?["error"] as? [String: Any])?["code"] as? String, "DENIED")
@@ -69,7 +85,7 @@ final class CeremonyTests: XCTestCase {
         let denied = try auditRecords(d).filter { $0["result"] as? String == "denied" }
         XCTAssertEqual(denied.map { $0["operation"] as? String }, ["kms.import"])
         XCTAssertEqual((denied.first?["key"] as? [String: Any])?["label"] as? String, nil, "denied before the body is read")
-        XCTAssertEqual((denied.first?["peer"] as? [String: Any])?["uid"] as? Int, Int(Self.nobody))
+        XCTAssertEqual((denied.first?["peer"] as? [String: Any])?["uid"] as? Int, Int(second.uid))
     }
 
     func testAnUnknownOperationOrPrincipalInTheConfigurationIsRefusedAtStart() throws {
@@ -87,11 +103,12 @@ final class CeremonyTests: XCTestCase {
     }
 
     func testTheAccessListGrantsOperationsToNamedUsers() throws {
-        let d = try daemon(", \"access\": {\"status\": [\"uid:0\", \"uid:65534\"], \"keys.list\": [\"user:nobody\"]}")
-        XCTAssertEqual(try ctlAs(Self.nobody, d, ["status"]).code, 0)
-        XCTAssertEqual(try ctlAs(Self.nobody, d, ["keys", "list"]).code, 0)
-        XCTAssertEqual(try ctlAs(Self.nobody, d, ["keys", "generate", "--label", "x", "--spec", "SYMMETRIC_DEFAULT"]).code, 4)
-        // Root is no longer in keys.list's list.
+        let other = try secondOperator()
+        let d = try daemon(", \"access\": {\"status\": [\"uid:\(Self.me.uid)\", \"uid:\(other.uid)\"], \"keys.list\": [\"user:\(other.name)\"]}")
+        XCTAssertEqual(try ctlAs(other.uid, d, ["status"]).code, 0)
+        XCTAssertEqual(try ctlAs(other.uid, d, ["keys", "list"]).code, 0)
+        XCTAssertEqual(try ctlAs(other.uid, d, ["keys", "generate", "--label", "x", "--spec", "SYMMETRIC_DEFAULT"]).code, 4)
+        // The operator running the tests is not in keys.list's list.
         XCTAssertEqual(try d.ctl(["keys", "list"]).code, 4)
     }
 
@@ -111,7 +128,8 @@ final class CeremonyTests: XCTestCase {
         XCTAssertEqual((ok["key"] as? [String: Any])?["fingerprint"] as? String, (manifest["key"] as? [String: Any])?["kcv"] as? String)
         XCTAssertEqual(ok["wrappingPublicKeySha256"] as? String, manifest["wrappingPublicKeySha256"] as? String)
         XCTAssertEqual(ok["kmsKeyId"] as? String, AWSSide.keyArn)
-        XCTAssertEqual((ok["peer"] as? [String: Any])?["user"] as? String, "root")
+        XCTAssertEqual((ok["peer"] as? [String: Any])?["user"] as? String, Self.me.name)
+        XCTAssertEqual((ok["peer"] as? [String: Any])?["uid"] as? Int, Int(Self.me.uid))
         XCTAssertNotNil((ok["peer"] as? [String: Any])?["pid"])
         XCTAssertEqual(wraps.first { $0["result"] as? String == "error" }?["errorCode"] as? String, "KEY_NOT_FOUND")
         // No key bytes and no PIN anywhere in the log.
@@ -154,7 +172,8 @@ final class CeremonyTests: XCTestCase {
     }
 
     func testTwoPersonRule() throws {
-        let d = try daemon(", \"twoPersonRule\": [\"keys.generate\", \"wrap\"], \"access\": {\"approve\": [\"uid:0\", \"uid:65534\"]}")
+        let other = try secondOperator()
+        let d = try daemon(", \"twoPersonRule\": [\"keys.generate\", \"wrap\"], \"access\": {\"approve\": [\"uid:\(Self.me.uid)\", \"uid:\(other.uid)\"]}")
         // Root asks; the request waits with an id.
         let requester = Process()
         requester.executableURL = URL(fileURLWithPath: Binaries.byokctl)
@@ -184,7 +203,7 @@ final class CeremonyTests: XCTestCase {
         XCTAssertEqual(selfApproval.code, 4)
         XCTAssertTrue(selfApproval.err.contains("cannot approve your own request"), selfApproval.err)
         // A second person approves; the requester gets the result.
-        let approval = try ctlAs(Self.nobody, d, ["approve", pendingId])
+        let approval = try ctlAs(other.uid, d, ["approve", pendingId])
         XCTAssertEqual(approval.code, 0, approval.err)
         requester.waitUntilExit()
         let result = out.fileHandleForReading.readDataToEndOfFile()
@@ -195,8 +214,8 @@ final class CeremonyTests: XCTestCase {
         // Both identities are in the audit record of the operation.
         let records = try auditRecords(d)
         let done = try XCTUnwrap(records.first { $0["operation"] as? String == "keys.generate" && $0["result"] as? String == "ok" })
-        XCTAssertEqual((done["requestedBy"] as? [String: Any])?["uid"] as? Int, 0)
-        XCTAssertEqual((done["approvedBy"] as? [String: Any])?["uid"] as? Int, Int(Self.nobody))
+        XCTAssertEqual((done["requestedBy"] as? [String: Any])?["uid"] as? Int, Int(Self.me.uid))
+        XCTAssertEqual((done["approvedBy"] as? [String: Any])?["uid"] as? Int, Int(other.uid))
         XCTAssertEqual(done["approvalId"] as? String, pendingId)
         XCTAssertTrue(records.contains { $0["operation"] as? String == "approve" && $0["result"] as? String == "denied" }, "the self-approval is on record")
         XCTAssertTrue(records.contains { $0["operation"] as? String == "keys.generate" && $0["result"] as? String == "pending" })

@@ -1,3 +1,5 @@
+import ByokAPI
+import ByokClient
 import Foundation
 import TestSupport
 import XCTest
@@ -12,11 +14,16 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(status["tokenAvailable"] as? Bool, true)
         let algorithms = try XCTUnwrap(status["algorithms"] as? [[String: Any]])
         let passed = algorithms.filter { $0["state"] as? String == "passed" }.compactMap { $0["name"] as? String }
-        XCTAssertTrue(passed.contains("RSAES_OAEP_SHA_1"), "\(algorithms)")
-        XCTAssertFalse(passed.contains("RSAES_OAEP_SHA_256"), "SoftHSM 2.6.1 cannot do OAEP with SHA-256")
+        // The self-test's verdicts are what the token does when the test asks it directly.
+        XCTAssertEqual(Set(passed), try Verdicts.expected(softHSM: token), "\(algorithms)")
+        XCTAssertFalse(passed.isEmpty)
         let human = try daemon.ctl(["status"])
         XCTAssertEqual(human.code, 0)
-        XCTAssertTrue(human.out.contains("RSAES_OAEP_SHA_1") && human.out.contains(token.label), human.out)
+        XCTAssertTrue(human.out.contains(token.label), human.out)
+        for a in algorithms {
+            let (name, state) = (a["name"] as? String ?? "?", a["state"] as? String ?? "?")
+            XCTAssertTrue(human.out.split(separator: "\n").contains { $0.contains(name) && $0.contains(state) }, "\(name) \(state): \(human.out)")
+        }
         let notFound = try Tools.run("curl", ["-sS", "-w", "%{http_code}", "-o", "/dev/null", "--unix-socket", daemon.socket, "http://byokd/v2/nothing"])
         XCTAssertEqual(notFound.out, "404")
     }
@@ -56,18 +63,25 @@ final class DaemonTests: XCTestCase {
         let dir = TempDir("byokd-daemon")
         let token = try SoftHSM.makeToken(in: dir)
         let config = dir.write("byokd.json", """
-            {"module": "\(SoftHSM.module)", "token": "\(token.label)", "pinFile": "\(token.pinFile)", "readTimeoutSeconds": 1}
+            {"module": "\(SoftHSM.module)", "token": "\(token.label)", "pinFile": "\(token.pinFile)", "readTimeoutSeconds": 2}
             """)
         let daemon = try DaemonFixture(arguments: ["--config", config], environment: token.environment, dir: dir)
         // A client that sends half a request and then nothing.
-        let slow = try Tools.run("python3", ["-c", """
-            import socket,sys,time
-            s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"POST /v1/keys HTTP/1.1\\r\\nContent-Length: 50\\r\\n\\r\\n{")
-            t=time.time(); d=s.recv(4096); print(round(time.time()-t,1)); print(d.decode())
-            """, daemon.socket])
-        XCTAssertTrue(slow.out.contains("408") && slow.out.contains("REQUEST_TIMEOUT"), slow.out + slow.err)
-        // Meanwhile (and after) others are served.
+        let slow = try UnixSocket(daemon.socket)
+        try slow.send("POST /v1/keys HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+        let sent = Date()
+        // Meanwhile others are served, and the silent one has had no answer yet.
         XCTAssertEqual(try daemon.ctl(["status"]).code, 0)
+        let othersServed = Date()
+        let answer = try slow.receiveAll(timeout: 60)
+        let timedOut = Date()
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 408 ") && answer.contains("REQUEST_TIMEOUT"), answer)
+        XCTAssertLessThan(othersServed, timedOut, "status was answered while the silent client still waited")
+        // The 2 s read timeout is what ended it: not before, and well before the 10 s default.
+        let waited = timedOut.timeIntervalSince(sent)
+        XCTAssertGreaterThanOrEqual(waited, 1.9, "it waited readTimeoutSeconds for the rest of the request")
+        XCTAssertLessThan(waited, 8, "readTimeoutSeconds (2 s) ended it, not the 10 s default")
+        XCTAssertEqual(try daemon.ctl(["status"]).code, 0, "and the daemon serves afterwards")
     }
 
     func testTheDaemonNotRunningIsExit5() throws {
@@ -153,33 +167,60 @@ final class ServiceLifecycleTests: XCTestCase {
         XCTAssertTrue(none.log.contains("LoadCredential=pin:/etc/byokd/pin"), none.log)
     }
 
+    /// SIGTERM while a batch is streaming: the batch is shown to be in flight (its first results
+    /// came, the client holds the rest back, and the audit log is short of the total after byokd
+    /// logged "stopping"); then every entry still arrives, is audited, and byokd exits 0.
     func testSIGTERMLetsInFlightWrapsFinishAndBeAudited() throws {
         let (d, _) = try DaemonFixture.softHSM()
         XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "a", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let algorithm = try XCTUnwrap(["RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1"].first(where: try Verdicts.passed(d).contains), "an OAEP algorithm passed")
         let aws = try AWSSide.keyPair(bits: 2048)
-        _ = d.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
-        let lines = (0..<400).map { "{\"key\": \"a\", \"params\": \"p.json\", \"out\": \"o/\($0)\"}" }.joined(separator: "\n")
-        let file = d.dir.write("batch.jsonl", lines + "\n")
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: Binaries.byokctl)
-        client.arguments = ["wrap", "--batch", file, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--json"]
-        var env = ProcessInfo.processInfo.environment
-        env["BYOKD_SOCKET"] = d.socket
-        client.environment = env
-        let out = Pipe()
-        client.standardOutput = out
-        client.standardError = FileHandle.nullDevice
-        try client.run()
-        // Stop the daemon once the batch is under way.
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: d.dir.file("o")))?.isEmpty ?? true { usleep(2000) }
+        // Large import tokens make each result line ~7 kB: a group of results is more than the
+        // socket holds, so byokd cannot finish the batch while the client is not reading.
+        let params = AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken(4000)).base64EncodedString()
+        let total = 400
+        let entries = (0..<total).map { BatchWrapRequest.Entry(name: "e\($0)", key: "a", parameters: ParametersInput(awsJSON: params), wrappingAlgorithm: algorithm) }
+        let auditPath = d.stateDir + "/audit.jsonl"
+        func auditedBatchWraps() -> [Substring] {
+            ((try? String(contentsOfFile: auditPath, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("\"batchIndex\"") }
+        }
+        var results: [BatchResult] = []
+        var auditedWhenStopping: Int?
+        var stoppingLogged = false
+        // One connection, closed after the batch (a kept-alive idle connection would hold byokd's
+        // stop until its grace period ends).
+        var client: DaemonClient? = DaemonClient(socketPath: d.socket, timeout: 120)
+        _ = try client!.batch(BatchWrapRequest(entries: entries)) { r in
+            if results.isEmpty {
+                // The first result is here: the batch is under way. Stop byokd now, while this
+                // callback keeps the client from reading on.
+                kill(d.process.processIdentifier, SIGTERM)
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline, !d.log.contains("stopping") { usleep(10_000) }
+                stoppingLogged = d.log.contains("stopping")
+                auditedWhenStopping = auditedBatchWraps().count
+            }
+            results.append(r)
+        }
+        client = nil
+        XCTAssertTrue(stoppingLogged, "byokd took the SIGTERM: \(d.log)")
+        let inFlight = try XCTUnwrap(auditedWhenStopping)
+        XCTAssertGreaterThan(inFlight, 0)
+        XCTAssertLessThan(inFlight, total, "the batch was still in flight when byokd began stopping")
+        print("SIGTERM with the batch in flight: \(inFlight) of \(total) wraps done and audited when byokd logged \"stopping\"")
+        // The rest came anyway, every entry wrapped.
+        XCTAssertEqual(results.map(\.index), Array(0..<total))
+        XCTAssertEqual(results.filter { $0.result != nil && $0.error == nil }.count, total, "\(results.compactMap(\.error).first.map { "\($0)" } ?? "")")
+        // byokd then stops on its own, cleanly, with every wrap on record in an intact chain.
+        let deadline = Date().addingTimeInterval(60)
+        while d.process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(d.process.isRunning, "byokd stopped after the batch")
         XCTAssertEqual(d.stop(), 0, d.log)
-        client.waitUntilExit()
-        XCTAssertEqual(client.terminationStatus, 0, "the batch in flight finished")
-        let summary = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
-        XCTAssertEqual(summary?["succeeded"] as? Int, 400)
-        let audit = try String(contentsOfFile: d.stateDir + "/audit.jsonl", encoding: .utf8)
-        XCTAssertEqual(audit.split(separator: "\n").filter { $0.contains("\"batchIndex\"") && $0.contains("\"result\":\"ok\"") }.count, 400)
+        let audited = auditedBatchWraps()
+        XCTAssertEqual(audited.count, total)
+        XCTAssertEqual(audited.filter { $0.contains("\"result\":\"ok\"") }.count, total)
+        XCTAssertEqual(try d.ctl(["audit", "verify", auditPath]).code, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.socket), "and then it stopped")
+        XCTAssertTrue(d.log.contains("stopped"), d.log)
     }
 }

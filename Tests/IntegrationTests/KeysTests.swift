@@ -80,8 +80,19 @@ final class KeysTests: XCTestCase {
         // Another tool sees it after the daemon is gone, with its attributes.
         let r = try Tools.check("pkcs11-tool", ["--module", SoftHSM.module, "--token-label", token.label, "--login", "--pin", token.pin,
                                                 "--list-objects", "--type", "secrkey"], environment: token.environment)
-        XCTAssertTrue(r.out.contains("persist"), r.out)
-        XCTAssertTrue(r.out.contains("sensitive") || r.out.contains("Access:"), r.out)
+        // pkcs11-tool prints one block per object: "Secret Key Object; AES length 32", then
+        // indented "label:", "Usage:", "Access:" lines. The block of this key must say sensitive
+        // and extractable (so C_WrapKey can export it and nothing else can read it).
+        var blocks: [[String]] = []
+        for line in r.out.split(separator: "\n").map(String.init) {
+            if !line.hasPrefix(" ") { blocks.append([line]) } else if !blocks.isEmpty { blocks[blocks.count - 1].append(line) }
+        }
+        let block = try XCTUnwrap(blocks.first { $0.contains { $0.trimmingCharacters(in: .whitespaces) == "label:      persist" } }, r.out)
+        XCTAssertEqual(block.first, "Secret Key Object; AES length 32", r.out)
+        let access = try XCTUnwrap(block.first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("Access:") }, r.out)
+        let flags = Set(access.split(separator: ":", maxSplits: 1)[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        XCTAssertTrue(flags.isSuperset(of: ["sensitive", "always sensitive", "extractable"]), access)
+        XCTAssertFalse(flags.contains("never extractable"), access)
         // And a new daemon on the same token reports the same check value.
         let again = try DaemonFixture(arguments: ["--module", SoftHSM.module, "--token", token.label, "--pin-file", token.pinFile],
                                       environment: token.environment, dir: TempDir("byokd-daemon"))

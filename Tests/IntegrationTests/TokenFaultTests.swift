@@ -31,9 +31,13 @@ final class TokenFaultTests: XCTestCase {
 
     func errorCode(_ r: Tools.Result) -> String? { (r.json?["error"] as? [String: Any])?["code"] as? String }
 
+    func reconnects() -> Int { daemon.log.components(separatedBy: "token reconnected").count - 1 }
+
     func testEachSessionLossIsFollowedByAReconnect() throws {
+        let kcv = try XCTUnwrap((try daemon.ctl(["keys", "list", "--json"]).json?["keys"] as? [[String: Any]])?.first?["kcv"] as? String)
         var n = 0
         for rv in ["CKR_DEVICE_REMOVED", "CKR_TOKEN_NOT_PRESENT", "CKR_SESSION_HANDLE_INVALID", "CKR_SESSION_CLOSED", "CKR_USER_NOT_LOGGED_IN"] {
+            let before = reconnects()
             // Twice: the wrap fails, reconnects, retries once, and fails again; so the operator sees it.
             try ForwardingModule.setFaults(["C_WrapKey \(rv) 2"], file: faults)
             n += 1
@@ -46,10 +50,14 @@ final class TokenFaultTests: XCTestCase {
             n += 1
             let ok = try wrap(n)
             XCTAssertEqual(ok.code, 0, "\(rv): after the fault: \(ok.err)")
+            // It is the same key, wrapped correctly, on the new sessions.
             let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: daemon.dir.file("out\(n)/EncryptedKeyMaterial.bin"))), with: aws, hash: "sha1")
-            XCTAssertEqual(key.count, 32)
+            XCTAssertEqual(try AWSSide.aesKCV(key), kcv, rv)
+            // And it took a reconnect (sessions reopened, logged in again) to get there.
+            XCTAssertGreaterThan(reconnects(), before, "\(rv) was followed by a reconnect:\n\(daemon.log)")
+            XCTAssertTrue(daemon.log.contains("retrying once after reconnecting") && daemon.log.contains(rv), rv)
+            XCTAssertEqual(try daemon.ctl(["status", "--json"]).json?["tokenAvailable"] as? Bool, true, rv)
         }
-        XCTAssertTrue(daemon.log.contains("token reconnected"), daemon.log)
     }
 
     func testAOnceOnlyLossIsRetriedTransparently() throws {

@@ -111,15 +111,32 @@ final class PKCS11Tests: XCTestCase {
 
     func testPINFilesAllowOneTrailingNewline() throws {
         let d = TempDir()
-        var login = try PIN(file: d.write("a", "123456\n"))
-        let (module, _, _) = try openLoggedIn()
+        let module = try Module(SoftHSM.module)
         let (slot, _) = try TokenSelector("p11-test").select(in: module)
         let s = try slot.openSession()
-        try s.login(login)
-        XCTAssertTrue(login.isWiped, "a PIN is wiped after login")
-        XCTAssertEqual("\(login)", "PIN(redacted)")
-        login = try PIN(file: d.write("b", "123456\r\n"))
+        /// Logs in with a PIN file holding `contents` (then out again): whether the token took it.
+        func logsIn(_ contents: String, file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
+            XCTAssertFalse(try s.state().userLoggedIn, "not logged in before", file: file, line: line)
+            let pin = try PIN(file: d.write(UUID().uuidString, contents))
+            XCTAssertEqual("\(pin)", "PIN(redacted)", file: file, line: line)
+            defer { XCTAssertTrue(pin.isWiped, "a PIN is wiped after login, whatever the outcome", file: file, line: line) }
+            do {
+                try s.login(pin)
+            } catch let e as PKCS11Error where e.returnValue == .pinIncorrect {
+                return false
+            }
+            XCTAssertTrue(try s.state().userLoggedIn, file: file, line: line)
+            try s.logout()
+            return true
+        }
+        XCTAssertTrue(try logsIn("123456\n"))
+        XCTAssertTrue(try logsIn("123456\r\n"), "a PIN file written on Windows ends in CRLF")
+        XCTAssertTrue(try logsIn("123456"))
+        XCTAssertFalse(try logsIn("123456\n\n"), "only one newline is dropped")
+        XCTAssertFalse(try logsIn("123456 \n"), "other whitespace is part of the PIN")
+        XCTAssertFalse(try logsIn("1234567\r\n"))
         XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
+        XCTAssertThrowsError(try PIN(file: d.write("e", "\r\n")))
         XCTAssertThrowsError(try PIN(file: d.file("missing"))) { error in
             XCTAssertEqual("\(error)", "cannot read PIN file \(d.file("missing")): No such file or directory")
         }
@@ -137,14 +154,25 @@ final class PKCS11Tests: XCTestCase {
         XCTAssertEqual(info.label, "NSS Certificate DB")
         let session = try slot.openSession()
         try session.login(try PIN(file: db.passwordFile))
-        let mechanisms = try slot.mechanisms()
-        XCTAssertTrue(mechanisms.contains(.rsaPkcsOaep))
+        XCTAssertTrue(try slot.mechanisms().contains(.rsaPkcsOaep))
         XCTAssertTrue(try slot.mechanismInfo(.rsaPkcsOaep).canWrap)
         let key = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
-                                                       .sensitive(true), .extractable(true), .label("t")])
+                                                       .sensitive(true), .extractable(true), .encrypt(true), .label("t")])
         XCTAssertThrowsError(try session.attribute(key, AttributeType(rawValue: UInt(CKA_VALUE))))
-        let ids = try session.findObjects([.label("t")])
-        XCTAssertEqual(ids, [key])
+        XCTAssertEqual(try session.findObjects([.label("t")]), [key])
+        // The wrap: OpenSSL's RSA public key on the token, C_WrapKey with OAEP(SHA-256, MGF1-SHA-256).
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let (n, e) = try AWSSide.rsaComponents(aws.publicDER)
+        let pub = try session.createObject([.class(.publicKey), .keyType(.rsa), .token(false), .wrap(true), .encrypt(true),
+                                            .modulus(n), .publicExponent(e)])
+        let blob = Data(try session.wrapKey(.rsaPkcsOaep(hash: .sha256, mgf: .sha256), wrappingKey: pub, key: key))
+        XCTAssertEqual(blob.count, 256)
+        // OpenSSL unwraps it with SHA-256 (and not with SHA-1), and gets the token's key: same check value.
+        let unwrapped = try AWSSide.decryptOAEP(blob, with: aws, hash: "sha256")
+        XCTAssertEqual(unwrapped.count, 32)
+        let tokenKCV = try session.encrypt(.aesEcb, key: key, data: [UInt8](repeating: 0, count: 16)).prefix(3)
+        XCTAssertEqual(try AWSSide.aesKCV(unwrapped), Data(tokenKCV).hex.uppercased())
+        XCTAssertThrowsError(try AWSSide.decryptOAEP(blob, with: aws, hash: "sha1"), "the blob is OAEP with SHA-256, not SHA-1")
         try session.destroyObject(key)
         XCTAssertEqual(try session.findObjects([.label("t")]), [])
     }

@@ -13,21 +13,54 @@ public enum AWSSide {
     private static var cache: [String: WrappingKeyPair] = [:]
     private static let dir = TempDir("byokd-aws")
 
-    /// An RSA key pair of `bits` (cached for the test run), or another type via `algorithm`.
-    public static func keyPair(bits: Int = 2048, algorithm: String = "RSA") throws -> WrappingKeyPair {
+    /// An RSA key pair of `bits` (cached for the test run) with public exponent `exponent`, or
+    /// another type via `algorithm`: "RSA-PSS", "EC" (P-256), "ED25519".
+    public static func keyPair(bits: Int = 2048, algorithm: String = "RSA", exponent: UInt64 = 65537) throws -> WrappingKeyPair {
         lock.lock(); defer { lock.unlock() }
-        let name = "\(algorithm)-\(bits)"
+        let name = "\(algorithm)-\(bits)" + (exponent == 65537 ? "" : "-e\(exponent)")
         if let k = cache[name] { return k }
         let pem = dir.file("\(name).pem"), der = dir.file("\(name).der")
-        if algorithm == "RSA" {
-            try Tools.check("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", pem])
-        } else {
+        switch algorithm {
+        case "RSA", "RSA-PSS":
+            try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-pkeyopt", "rsa_keygen_bits:\(bits)",
+                                        "-pkeyopt", "rsa_keygen_pubexp:\(exponent)", "-out", pem])
+        case "EC":
             try Tools.check("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pem])
+        default:
+            try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-out", pem])
         }
         try Tools.check("openssl", ["pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", der])
         let k = WrappingKeyPair(privatePEM: pem, publicDER: try Data(contentsOf: URL(fileURLWithPath: der)), bits: bits)
         cache[name] = k
         return k
+    }
+
+    /// An RSA public key's modulus and exponent (big-endian, no leading zeros) as the openssl
+    /// command prints them: a reference independent of the code under test.
+    public static func rsaComponents(_ publicDER: Data) throws -> (modulus: [UInt8], exponent: [UInt8]) {
+        let d = TempDir("byokd-rsa")
+        let text = try Tools.check("openssl", ["pkey", "-pubin", "-inform", "DER", "-in", d.write("k.der", publicDER), "-text", "-noout"]).out
+        var modulusHex = "", exponent: UInt64?
+        var inModulus = false
+        for line in text.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("Modulus:") { inModulus = true; continue }
+            if t.hasPrefix("Exponent:") || t.hasPrefix("publicExponent:") {
+                inModulus = false
+                exponent = t.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+                continue
+            }
+            if inModulus { modulusHex += t.replacingOccurrences(of: ":", with: "") }
+        }
+        guard let e = exponent, !modulusHex.isEmpty else { throw FixtureError("openssl printed no RSA modulus and exponent:\n\(text)") }
+        var modulus = stride(from: 0, to: modulusHex.count, by: 2).map { i -> UInt8 in
+            let start = modulusHex.index(modulusHex.startIndex, offsetBy: i)
+            return UInt8(modulusHex[start..<modulusHex.index(start, offsetBy: 2)], radix: 16)!
+        }
+        while modulus.first == 0 { modulus.removeFirst() }
+        var exp = withUnsafeBytes(of: e.bigEndian, Array.init)
+        while exp.first == 0 { exp.removeFirst() }
+        return (modulus, exp)
     }
 
     public static func randomImportToken(_ n: Int = 600) -> Data {
