@@ -46,6 +46,13 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var twoPersonRule: [String]?
     /// Seconds a request waits for approval before it expires. Default 900.
     public var approvalTimeoutSeconds: Double?
+    /// The module's entry point when not the standard one: a `C_GetFunctionList`-style symbol
+    /// (NSS softokn's FIPS token: `FC_GetFunctionList`) or, ending in `GetInterface`, a PKCS#11 3.0
+    /// interface getter. Default: `C_GetInterface` where the module exports it, else `C_GetFunctionList`.
+    public var functionListSymbol: String?
+    /// Log in even when the token says the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY).
+    /// Default false: byokd refuses to make that attempt.
+    public var allowFinalPinTry: Bool?
 
     public init() {}
 
@@ -99,12 +106,15 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.kmsTimeoutSeconds = other.kmsTimeoutSeconds ?? kmsTimeoutSeconds
         c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
+        c.functionListSymbol = other.functionListSymbol ?? functionListSymbol
+        c.allowFinalPinTry = other.allowFinalPinTry ?? allowFinalPinTry
         return c
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds,
+             functionListSymbol, allowFinalPinTry
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

@@ -160,7 +160,8 @@ final class BadInputTests: XCTestCase {
         let aws = try AWSSide.keyPair(bits: 2048)
         let p = params(AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
         try expectFailure(wrapArgs(p, algorithm: "RSAES_OAEP_SHA_256"), code: "TOKEN_LACKS_ALGORITHM", exit: 3,
-                          mentions: ["this token supports OAEP only with SHA-1; use RSAES_OAEP_SHA_1 or another token", "CKR_ARGUMENTS_BAD"])
+                          mentions: ["import parameters work only with the algorithm they were requested for, so download new ones for RSAES_OAEP_SHA_1",
+                                     "--wrapping-algorithm RSAES_OAEP_SHA_1", "CKR_ARGUMENTS_BAD"])
     }
 
     func testAMissingOrUnknownAlgorithmIsRefused() throws {
