@@ -16,13 +16,28 @@ typedef struct byok_rsa_aes_key_wrap_params {
     CK_RSA_PKCS_OAEP_PARAMS *pOAEPParams;
 } BYOK_RSA_AES_KEY_WRAP_PARAMS;
 
-// dlopen a module and look up its C_GetFunctionList, which Swift then calls through Module.call's
-// helper. Returns NULL on failure (dlerror() says why).
-static inline CK_C_GetFunctionList byok_p11_open(const char *path, void **handle_out) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    *handle_out = h;
-    if (h == NULL) return NULL;
-    return (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList");
+// PKCS#11 3.0's CK_INTERFACE and C_GetInterface, which p11-kit 0.24's header does not carry. The
+// function list of the "PKCS 11" interface starts with the v2.40 CK_FUNCTION_LIST, which is all
+// byokd calls.
+typedef struct byok_ck_interface {
+    CK_UTF8CHAR *pInterfaceName;
+    void *pFunctionList;
+    CK_FLAGS flags;
+} BYOK_CK_INTERFACE;
+typedef CK_RV (*BYOK_C_GetInterface)(CK_UTF8CHAR *pInterfaceName, CK_VERSION *pVersion,
+                                     BYOK_CK_INTERFACE **ppInterface, CK_FLAGS flags);
+
+// dlopen a module (NULL on failure; dlerror() says why) and look up one of its entry points by
+// name (C_GetInterface, C_GetFunctionList, or an alternative such as NSS's FC_GetFunctionList),
+// which Swift then calls through Module's one helper.
+static inline void *byok_p11_dlopen(const char *path) {
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+static inline CK_C_GetFunctionList byok_p11_function_list_symbol(void *handle, const char *name) {
+    return (CK_C_GetFunctionList)dlsym(handle, name);
+}
+static inline BYOK_C_GetInterface byok_p11_interface_symbol(void *handle, const char *name) {
+    return (BYOK_C_GetInterface)dlsym(handle, name);
 }
 
 // Wipes memory in a way the optimizer may not remove (PIN buffers).

@@ -1,5 +1,5 @@
 /// Just enough DER to build a SubjectPublicKeyInfo from a token's public key attributes.
-enum DER {
+public enum DER {
     static func length(_ n: Int) -> [UInt8] {
         if n < 0x80 { return [UInt8(n)] }
         var bytes: [UInt8] = []
@@ -98,6 +98,21 @@ enum DER {
     static func bitLength(_ magnitude: [UInt8]) -> Int {
         guard let lead = magnitude.first else { return 0 }
         return (magnitude.count - 1) * 8 + (8 - lead.leadingZeroBitCount)
+    }
+
+    /// The length of the DER element (tag, length, contents) at the start of `d`, reading
+    /// definite lengths of up to four length bytes; nil if `d` does not start with one. Key
+    /// material AWS takes as PKCS#8 must be exactly this long: whatever follows is not part of it.
+    public static func firstElementLength(_ d: [UInt8]) -> Int? {
+        guard d.count >= 2 else { return nil }
+        let first = Int(d[1])
+        if first & 0x80 == 0 { return 2 + first <= d.count ? 2 + first : nil }
+        let n = first & 0x7F
+        guard n >= 1, n <= 4, 2 + n <= d.count else { return nil }
+        var len = 0
+        for k in 0..<n { len = len << 8 | Int(d[2 + k]) }
+        let total = 2 + n + len
+        return total <= d.count ? total : nil
     }
 
     static func rsaSPKI(modulus: [UInt8], exponent: [UInt8]) -> [UInt8] {

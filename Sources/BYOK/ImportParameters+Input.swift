@@ -48,6 +48,9 @@ extension ImportParameters {
             throw ByokError(.badRequest, given == 0 ? "no import parameters given: pass --params FILE.json|FILE.zip, or --public-key and --import-token"
                                                     : "give the import parameters one way only: --params, or --public-key with --import-token")
         }
+        if input.importTokenEncoding != nil && input.importToken == nil {
+            throw ByokError(.badRequest, "--import-token-encoding goes with --import-token; the CLI JSON carries the token in base64 and the console's ZIP as raw bytes")
+        }
         if let j = input.awsJSON {
             self = try ImportParameters.parse(awsJSON: try bytes(j, "awsJSON"))
         } else if let z = input.zip {
@@ -56,7 +59,14 @@ extension ImportParameters {
             guard let pk = input.publicKey, let it = input.importToken else {
                 throw ByokError(.badRequest, "--public-key and --import-token go together; one of them is missing")
             }
-            self = try ImportParameters.parse(publicKey: try bytes(pk, "publicKey"), importToken: try bytes(it, "importToken"))
+            var encoding: ImportTokenEncoding?
+            if let e = input.importTokenEncoding {
+                guard let known = ImportTokenEncoding(rawValue: e.lowercased()) else {
+                    throw ByokError(.badRequest, "importTokenEncoding \"\(e)\" is neither raw nor base64")
+                }
+                encoding = known
+            }
+            self = try ImportParameters.parse(publicKey: try bytes(pk, "publicKey"), importToken: try bytes(it, "importToken"), tokenEncoding: encoding)
         }
         if let id = input.kmsKeyId, !id.isEmpty {
             if let known = kmsKeyId, known != id, !id.hasSuffix(known), !known.hasSuffix(id) {

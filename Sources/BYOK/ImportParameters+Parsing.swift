@@ -1,6 +1,11 @@
 import ByokAPI
 import Foundation
 
+/// How an import token file is encoded, when the operator says (`--import-token-encoding`).
+public enum ImportTokenEncoding: String, Sendable, CaseIterable {
+    case raw, base64
+}
+
 extension ImportParameters {
     static let maxInput = 1 << 20
 
@@ -60,8 +65,12 @@ extension ImportParameters {
         }
         let (keyName, keyBytes) = try one("wrappingKey_")
         let (_, tokenBytes) = try one("importToken_")
-        var p = ImportParameters(publicKeyDER: try decodeFlexible(keyBytes, what: "\(keyName) in the ZIP"),
-                                 importToken: try decodeToken(tokenBytes), source: "ImportParameters.zip")
+        // The console writes both files as raw bytes: DER for the key, the token as AWS issued it.
+        // They are taken as they are — a token whose bytes happen to be base64 characters is still raw.
+        guard keyBytes.first == 0x30 else {
+            throw ByokError(.paramsDER, "\(keyName) in the ZIP is not a DER SubjectPublicKeyInfo; the console's ImportParameters.zip holds the wrapping key as raw DER — is this the ZIP the AWS console downloaded?")
+        }
+        var p = ImportParameters(publicKeyDER: keyBytes, importToken: tokenBytes, source: "ImportParameters.zip")
         let parts = keyName.split(separator: "_")
         if parts.count >= 2 { p.kmsKeyId = String(parts[1]) }
         if let readme = files.first(where: { $0.key.hasPrefix("README") })?.value {
@@ -117,13 +126,14 @@ extension ImportParameters {
         return nil
     }
 
-    /// `--public-key` and `--import-token` files: each raw, base64 or PEM.
-    public static func parse(publicKey: [UInt8], importToken: [UInt8]) throws -> ImportParameters {
+    /// `--public-key` and `--import-token` files: the key DER, base64 or PEM; the token raw or
+    /// base64, as `tokenEncoding` says or, without it, as `decodeToken` decides.
+    public static func parse(publicKey: [UInt8], importToken: [UInt8], tokenEncoding: ImportTokenEncoding? = nil) throws -> ImportParameters {
         guard publicKey.count <= maxInput, importToken.count <= maxInput else {
             throw ByokError(.paramsInvalid, "a parameters file is larger than 1 MiB; is it the right file?")
         }
         return ImportParameters(publicKeyDER: try decodeFlexible(publicKey, what: "the wrapping public key file"),
-                                importToken: try decodeToken(importToken), source: "files")
+                                importToken: try decodeToken(importToken, encoding: tokenEncoding), source: "files")
     }
 
     /// DER as is; PEM or base64 decoded. Text that is neither is an error, not "DER".
@@ -144,11 +154,31 @@ extension ImportParameters {
         return try decodeBase64(text, what: what)
     }
 
-    /// The import token: AWS's ImportToken.bin is raw bytes; the CLI prints base64.
-    static func decodeToken(_ bytes: [UInt8]) throws -> [UInt8] {
-        let b64 = bytes.allSatisfy { $0 == 10 || $0 == 13 || $0 == 61 || $0 == 43 || $0 == 47 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
-        if b64 && !bytes.isEmpty { return try decodeBase64(String(decoding: bytes, as: UTF8.self), what: "the import token") }
-        return bytes
+    /// The import token file (`--import-token`). AWS's ImportToken.bin (and the console's file) is
+    /// raw bytes; `aws kms get-parameters-for-import --query ImportToken --output text` writes base64
+    /// text ending in a newline. With `encoding` given, that decides. Without it:
+    /// - a byte that is no base64 character (nor `=`, CR or LF) makes the file raw;
+    /// - base64 text that ends with a newline, as tools write it, is decoded;
+    /// - anything else — only base64 characters, but no final newline, or not valid base64 — could
+    ///   be either a raw token whose bytes happen to be base64 characters or base64 text, and is
+    ///   refused with a sentence asking which (`--import-token-encoding raw|base64`).
+    static func decodeToken(_ bytes: [UInt8], encoding: ImportTokenEncoding? = nil) throws -> [UInt8] {
+        switch encoding {
+        case .raw?: return bytes
+        case .base64?: return try decodeBase64(String(decoding: bytes, as: UTF8.self), what: "the import token file (--import-token-encoding base64)")
+        case nil: break
+        }
+        func isBase64Character(_ b: UInt8) -> Bool { b == 43 || b == 47 || (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
+        guard !bytes.isEmpty, bytes.allSatisfy({ isBase64Character($0) || $0 == 61 || $0 == 10 || $0 == 13 }) else { return bytes }
+        let ask = "say which with --import-token-encoding raw|base64 (AWS's ImportToken.bin is raw; `--query ImportToken --output text` writes base64)"
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let decoded = try? decodeBase64(text, what: "the import token") else {
+            throw ByokError(.paramsEncoding, "the import token file holds only base64 characters but is not valid base64, so it is either a raw token whose bytes happen to be base64 characters or damaged base64 text; \(ask)")
+        }
+        guard bytes.last == 10 else {
+            throw ByokError(.paramsEncoding, "the import token file holds only base64 characters and does not end with a newline, so it may be a raw token whose bytes happen to be base64 characters or base64 text; \(ask)")
+        }
+        return decoded
     }
 
     static func decodeBase64(_ s: String, what: String) throws -> [UInt8] {

@@ -93,11 +93,45 @@ public struct KeyStore {
         return hits[0]
     }
 
-    /// The key as `keys list` shows it, with its check value or public key hash computed on the token.
+    /// The key as `keys list` shows it, with its check value or public key hash computed on the token,
+    /// or — when the token cannot compute either — `noFingerprint` saying why.
     public func info(_ key: TokenKey) -> KeyInfo {
-        KeyInfo(label: key.label, id: key.id.hex, spec: key.spec?.rawValue, type: key.typeDescription,
-                kcv: try? checkValue(key), publicKeySha256: try? publicKeyInfo(key).map { Digest.sha256($0).hex },
-                sensitive: key.sensitive, extractable: key.extractable, uri: uri(key))
+        var failure: Error?
+        let kcv: String?
+        do { kcv = try checkValue(key) } catch { kcv = nil; failure = error }
+        let publicKeySha256: String?
+        do { publicKeySha256 = try publicKeyInfo(key).map { Digest.sha256($0).hex } } catch { publicKeySha256 = nil; failure = failure ?? error }
+        let missing = kcv == nil && publicKeySha256 == nil ? noFingerprintReason(key, failure: failure) : nil
+        return KeyInfo(label: key.label, id: key.id.hex, spec: key.spec?.rawValue, type: key.typeDescription,
+                       kcv: kcv, publicKeySha256: publicKeySha256, sensitive: key.sensitive, extractable: key.extractable,
+                       uri: uri(key), noFingerprint: missing)
+    }
+
+    /// The mechanism and flag the token needs to compute a key's fingerprint: CKM_AES_ECB to encrypt
+    /// for an AES key's KCV, the hash's CKM_*_HMAC to sign for an HMAC key's; nil for private keys,
+    /// whose fingerprint is the SHA-256 of their public key.
+    public static func fingerprintMechanism(for spec: KeySpec) -> (MechanismType, MechanismInfo.Operation)? {
+        switch spec.kind {
+        case .aes: (.aesEcb, .encrypt)
+        case .hmac(let hash, _): (hash.hmacMechanism, .sign)
+        case .rsa, .ec: nil
+        }
+    }
+
+    /// "no fingerprint: the token lacks CKM_SHA224_HMAC", or why else there is none.
+    func noFingerprintReason(_ key: TokenKey, failure: Error?) -> String {
+        if let spec = key.spec, let (mechanism, operation) = Self.fingerprintMechanism(for: spec) {
+            let listed = (try? session.slot.mechanisms()).map { $0.contains(mechanism) }
+            if listed == false { return "no fingerprint: the token lacks \(mechanism)" }
+            if let info = try? session.slot.mechanismInfo(mechanism), !info.allows(operation) {
+                return "no fingerprint: the token lists \(mechanism) without \(operation.rawValue)"
+            }
+            return "no fingerprint: the token could not compute the check value with \(mechanism)\(failure.map { " (\($0))" } ?? "")"
+        }
+        if key.objectClass == .privateKey {
+            return "no fingerprint: the token gives no public key for this private key (no public key object with its CKA_ID)\(failure.map { " (\($0))" } ?? "")"
+        }
+        return "no fingerprint: byokd computes none for \(key.typeDescription)"
     }
 
     func uri(_ key: TokenKey) -> String {

@@ -15,11 +15,13 @@ public struct AuditRecord: Codable, Sendable {
         public var id: String?
         public var spec: String?
         public var fingerprint: String?
-        public init(label: String? = nil, id: String? = nil, spec: String? = nil, fingerprint: String? = nil) {
-            self.label = label; self.id = id; self.spec = spec; self.fingerprint = fingerprint
+        /// "no fingerprint: the token lacks CKM_…", when the key has none.
+        public var noFingerprint: String?
+        public init(label: String? = nil, id: String? = nil, spec: String? = nil, fingerprint: String? = nil, noFingerprint: String? = nil) {
+            self.label = label; self.id = id; self.spec = spec; self.fingerprint = fingerprint; self.noFingerprint = noFingerprint
         }
         public init(_ key: some KeyIdentity, spec: String?) {
-            self.init(label: key.label, id: key.id, spec: spec, fingerprint: key.fingerprint)
+            self.init(label: key.label, id: key.id, spec: spec, fingerprint: key.fingerprint, noFingerprint: key.fingerprint == nil ? key.noFingerprint : nil)
         }
     }
     public var seq: UInt64 = 0

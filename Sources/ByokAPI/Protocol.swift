@@ -44,10 +44,32 @@ public struct StatusResponse: Codable, Sendable {
     public var selfTestAt: String?
     /// `off`, or what the start-up check found ("enforced by the token …").
     public var trustedWrapping: String?
+    /// How the module's function list was obtained, e.g. `C_GetInterface (interface "PKCS 11", version 3.0)`.
+    public var moduleEntryPoint: String?
+    /// The token's flags that matter (`CKF_LOGIN_REQUIRED`, `CKF_WRITE_PROTECTED`, `CKF_USER_PIN_COUNT_LOW`,
+    /// `CKF_USER_PIN_FINAL_TRY`, `CKF_USER_PIN_LOCKED`, ...), read from the token for this answer.
+    public var tokenFlags: [String]?
+    /// What those flags mean for the operator, as sentences (e.g. one more wrong PIN locks the token).
+    public var tokenNotes: [String]?
+    /// Why byokd uses this token (the configured label, serial or URI, or the default choice and
+    /// the tokens it skipped).
+    public var tokenSelection: String?
+    /// FIPS mode, where the module or the token reports it; absent when neither says.
+    public var fips: FIPS?
+    public struct FIPS: Codable, Sendable, Equatable {
+        /// "on" or "off".
+        public var mode: String
+        /// What says so.
+        public var evidence: String
+        public init(mode: String, evidence: String) { self.mode = mode; self.evidence = evidence }
+    }
     public init(version: String, module: String, moduleDescription: String, token: Token?, tokenAvailable: Bool,
-                tokenError: String?, algorithms: [Algorithm], selfTestAt: String?) {
+                tokenError: String?, algorithms: [Algorithm], selfTestAt: String?, moduleEntryPoint: String? = nil,
+                tokenFlags: [String]? = nil, tokenNotes: [String]? = nil, tokenSelection: String? = nil, fips: FIPS? = nil) {
         self.version = version; self.module = module; self.moduleDescription = moduleDescription; self.token = token
         self.tokenAvailable = tokenAvailable; self.tokenError = tokenError; self.algorithms = algorithms; self.selfTestAt = selfTestAt
+        self.moduleEntryPoint = moduleEntryPoint; self.tokenFlags = tokenFlags; self.tokenNotes = tokenNotes
+        self.tokenSelection = tokenSelection; self.fips = fips
     }
 }
 
@@ -58,11 +80,14 @@ public protocol KeyIdentity {
     var id: String { get }
     var kcv: String? { get }
     var publicKeySha256: String? { get }
+    /// Why the key has no fingerprint (e.g. "no fingerprint: the token lacks CKM_SHA224_HMAC"), when it has none.
+    var noFingerprint: String? { get }
 }
 
 extension KeyIdentity {
     /// The KCV of a secret key, or the public key hash of a private key.
     public var fingerprint: String? { kcv ?? publicKeySha256 }
+    public var noFingerprint: String? { nil }
 }
 
 /// A key on the token as `keys list` shows it.
@@ -81,10 +106,16 @@ public struct KeyInfo: Codable, Sendable, KeyIdentity {
     public var sensitive: Bool?
     public var extractable: Bool?
     public var uri: String
+    /// Set when the token cannot compute the key's fingerprint: "no fingerprint: the token lacks CKM_…".
+    public var noFingerprint: String?
+    /// What the operator must know about the key, e.g. that it was made although no wrapping
+    /// algorithm that passed the self-test can export it (`keys generate --allow-unexportable`).
+    public var warnings: [String]?
     public init(label: String, id: String, spec: String?, type: String, kcv: String?, publicKeySha256: String?,
-                sensitive: Bool?, extractable: Bool?, uri: String) {
+                sensitive: Bool?, extractable: Bool?, uri: String, noFingerprint: String? = nil, warnings: [String]? = nil) {
         self.label = label; self.id = id; self.spec = spec; self.type = type; self.kcv = kcv
         self.publicKeySha256 = publicKeySha256; self.sensitive = sensitive; self.extractable = extractable; self.uri = uri
+        self.noFingerprint = noFingerprint; self.warnings = warnings
     }
 }
 
@@ -98,7 +129,11 @@ public struct KeyListResponse: Codable, Sendable {
 public struct GenerateRequest: Codable, Sendable {
     public var label: String
     public var spec: String
-    public init(label: String, spec: String) { self.label = label; self.spec = spec }
+    /// Make the key even when no wrapping algorithm that passed the self-test can export it.
+    public var allowUnexportable: Bool?
+    public init(label: String, spec: String, allowUnexportable: Bool? = nil) {
+        self.label = label; self.spec = spec; self.allowUnexportable = allowUnexportable
+    }
 }
 
 /// The import parameters as the operator holds them, carried as bytes: the daemon parses them.
@@ -126,10 +161,13 @@ public struct ParametersInput: Codable, Sendable {
     /// Google Cloud: the import job's resource name and import method, with `publicKey` holding its PEM.
     public var importJob: String?
     public var importMethod: String?
+    /// How the import token file is encoded: "raw" or "base64"; absent: decided from its bytes
+    /// (docs/API.md), and refused when they could be either.
+    public var importTokenEncoding: String?
     public init(awsJSON: String? = nil, zip: String? = nil, publicKey: String? = nil, importToken: String? = nil,
-                kmsKeyId: String? = nil, validTo: String? = nil) {
+                kmsKeyId: String? = nil, validTo: String? = nil, importTokenEncoding: String? = nil) {
         self.awsJSON = awsJSON; self.zip = zip; self.publicKey = publicKey; self.importToken = importToken
-        self.kmsKeyId = kmsKeyId; self.validTo = validTo
+        self.kmsKeyId = kmsKeyId; self.validTo = validTo; self.importTokenEncoding = importTokenEncoding
     }
 }
 
@@ -152,8 +190,11 @@ public struct Manifest: Codable, Sendable {
         public var spec: String
         public var kcv: String?
         public var publicKeySha256: String?
+        /// "no fingerprint: the token lacks CKM_…", when the token could not compute one.
+        public var noFingerprint: String?
         public init(_ key: some KeyIdentity, spec: String) {
             label = key.label; id = key.id; self.spec = spec; kcv = key.kcv; publicKeySha256 = key.publicKeySha256
+            noFingerprint = key.noFingerprint
         }
     }
     public struct Token: Codable, Sendable {

@@ -52,6 +52,13 @@ public struct Configuration: Codable, Sendable, Equatable {
     /// Keys are generated with CKA_WRAP_WITH_TRUSTED, and every wrap waits for the Security
     /// Officer to make its wrapping key trusted on the token (`byokctl trust`). Default false.
     public var trustedWrapping: Bool?
+    /// The module's entry point when not the standard one: a `C_GetFunctionList`-style symbol
+    /// (NSS softokn's FIPS token: `FC_GetFunctionList`) or, ending in `GetInterface`, a PKCS#11 3.0
+    /// interface getter. Default: `C_GetInterface` where the module exports it, else `C_GetFunctionList`.
+    public var functionListSymbol: String?
+    /// Log in even when the token says the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY).
+    /// Default false: byokd refuses to make that attempt.
+    public var allowFinalPinTry: Bool?
 
     public init() {}
 
@@ -121,13 +128,16 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
         c.wrappingKeySources = other.wrappingKeySources ?? wrappingKeySources
         c.trustedWrapping = other.trustedWrapping ?? trustedWrapping
+        c.functionListSymbol = other.functionListSymbol ?? functionListSymbol
+        c.allowFinalPinTry = other.allowFinalPinTry ?? allowFinalPinTry
         return c
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
              idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds,
-             wrappingKeySources, trustedWrapping
+             wrappingKeySources, trustedWrapping,
+             functionListSymbol, allowFinalPinTry
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

@@ -73,10 +73,12 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler {
+            // Weakly: the handler is released on a dispatch thread, which must not be the one that
+            // drops the last reference to the token service (and finalizes the module) as byokd exits.
+            s.setEventHandler { [weak server] in
                 logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
                 Systemd.notify("STOPPING=1")
-                server.stop(grace: 30)
+                server?.stop(grace: 30)
             }
             s.resume()
             return s
@@ -88,6 +90,7 @@ public enum Daemon {
         server.stop(grace: 30)
         server.closeListener()
         signals.forEach { $0.cancel() }
+        service?.shutdown()
         service = nil
         if inherited == nil { unlink(config.resolvedSocket) }
         logger.notice("stopped")

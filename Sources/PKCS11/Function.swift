@@ -7,6 +7,9 @@ public enum Function: String, CaseIterable, CustomStringConvertible, Sendable {
     case finalize = "C_Finalize"
     case getInfo = "C_GetInfo"
     case getFunctionList = "C_GetFunctionList"
+    /// PKCS#11 3.0's entry point; called before there is a function list, like `C_GetFunctionList`.
+    case getInterface = "C_GetInterface"
+    case getSlotInfo = "C_GetSlotInfo"
     case getSlotList = "C_GetSlotList"
     case getTokenInfo = "C_GetTokenInfo"
     case getMechanismList = "C_GetMechanismList"
@@ -35,6 +38,7 @@ public enum Function: String, CaseIterable, CustomStringConvertible, Sendable {
     case generateKey = "C_GenerateKey"
     case generateKeyPair = "C_GenerateKeyPair"
     case wrapKey = "C_WrapKey"
+    case unwrapKey = "C_UnwrapKey"
     case generateRandom = "C_GenerateRandom"
 
     /// The C name, e.g. `C_WrapKey`.

@@ -1,7 +1,7 @@
 import CPKCS11
 import Foundation
 
-/// A loaded and initialised PKCS#11 module (`C_GetFunctionList` + `C_Initialize`).
+/// A loaded and initialised PKCS#11 module (`C_GetInterface` or `C_GetFunctionList`, then `C_Initialize`).
 ///
 /// The module is finalised (`C_Finalize`) and unloaded when the last reference goes away.
 /// It is initialised with `CKF_OS_LOCKING_OK`, so it may be used from several threads; sessions
@@ -11,27 +11,51 @@ public final class Module: @unchecked Sendable {
     public let source: String
     /// The shared object actually loaded.
     public let path: String
+    /// The entry point the function list came from.
+    public let entryPoint: EntryPoint
     let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
     private let handle: UnsafeMutableRawPointer?
     private var initString: UnsafeMutablePointer<CChar>?
+
+    /// How the function list was obtained: PKCS#11 3.0's `C_GetInterface` ("PKCS 11" interface),
+    /// `C_GetFunctionList`, or an alternative symbol the configuration names (NSS softokn reaches
+    /// its FIPS token only through `FC_GetFunctionList` / `FC_GetInterface`).
+    public struct EntryPoint: Sendable, Equatable, CustomStringConvertible {
+        /// The symbol called, e.g. `C_GetInterface`, `FC_GetFunctionList`.
+        public let symbol: String
+        /// The function list's `version` (2.40, 3.0, ...).
+        public let version: String
+        /// Whether `symbol` is an interface getter (PKCS#11 3.0 style).
+        public let isInterface: Bool
+        /// Whether the symbol is one of the two standard ones.
+        public var isStandard: Bool { symbol == "C_GetInterface" || symbol == "C_GetFunctionList" }
+        public var description: String {
+            isInterface ? "\(symbol) (interface \"PKCS 11\", version \(version))" : "\(symbol) (function list version \(version))"
+        }
+    }
 
     /// Loads a module by file path (anything containing `/` or ending in `.so`) or by the
     /// name p11-kit registers it under (`softhsm2`, `opensc-pkcs11`, ...), then calls
     /// `C_Initialize` with `CKF_OS_LOCKING_OK` and, when given, `initArgs` as `pReserved`
     /// (NSS's softokn takes its `configdir=...` string there).
-    public init(_ source: String, initArgs: String? = nil) throws {
+    ///
+    /// The function list comes from `functionListSymbol` when given (an interface getter if its
+    /// name ends in `GetInterface`, else a `C_GetFunctionList`-style function); otherwise from
+    /// PKCS#11 3.0's `C_GetInterface` where the module exports it, else from `C_GetFunctionList`.
+    public init(_ source: String, initArgs: String? = nil, functionListSymbol: String? = nil) throws {
         self.source = source
         let path = try Module.resolve(source)
         self.path = path
-        var h: UnsafeMutableRawPointer?
-        guard let getFunctionList = byok_p11_open(path, &h) else {
-            let why = dlerror().map { String(cString: $0) } ?? "C_GetFunctionList failed"
-            if let h { dlclose(h) }
+        guard let h = byok_p11_dlopen(path) else {
+            let why = dlerror().map { String(cString: $0) } ?? "dlopen failed"
             throw PKCS11Error.moduleLoad("\(path): \(why)")
         }
-        guard let list = Module.functionList(getFunctionList) else {
-            if let h { dlclose(h) }
-            throw PKCS11Error.moduleLoad("\(path): C_GetFunctionList failed")
+        let list: UnsafeMutablePointer<CK_FUNCTION_LIST>
+        do {
+            (list, entryPoint) = try Module.functionList(handle: h, path: path, symbol: functionListSymbol)
+        } catch {
+            dlclose(h)
+            throw error
         }
         self.handle = h
         self.functions = list
@@ -47,19 +71,100 @@ public final class Module: @unchecked Sendable {
         initialized = true
     }
 
+    /// The entry points byokd knows by name, for messages about what a module exports.
+    static let knownEntryPoints = ["C_GetInterface", "C_GetFunctionList", "FC_GetInterface", "FC_GetFunctionList"]
+
+    /// Finds the function list through the configured symbol, or C_GetInterface, or C_GetFunctionList.
+    private static func functionList(handle: UnsafeMutableRawPointer, path: String, symbol: String?)
+        throws -> (UnsafeMutablePointer<CK_FUNCTION_LIST>, EntryPoint) {
+        func exported() -> String {
+            let names = knownEntryPoints.filter { byok_p11_function_list_symbol(handle, $0) != nil }
+            return names.isEmpty ? "none of \(knownEntryPoints.joined(separator: ", "))" : names.joined(separator: ", ")
+        }
+        if let symbol {
+            guard !symbol.isEmpty, symbol.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                throw PKCS11Error.moduleLoad("\"\(symbol)\" is not a C symbol name (functionListSymbol)")
+            }
+            if symbol.hasSuffix("GetInterface") {
+                guard let get = byok_p11_interface_symbol(handle, symbol) else {
+                    throw PKCS11Error.moduleLoad("\(path) has no symbol \(symbol) (functionListSymbol); it exports \(exported())")
+                }
+                return try viaInterface(get, symbol: symbol, path: path)
+            }
+            guard let get = byok_p11_function_list_symbol(handle, symbol) else {
+                throw PKCS11Error.moduleLoad("\(path) has no symbol \(symbol) (functionListSymbol); it exports \(exported())")
+            }
+            return try viaFunctionList(get, symbol: symbol, path: path)
+        }
+        if let get = byok_p11_interface_symbol(handle, "C_GetInterface"),
+           let found = try? viaInterface(get, symbol: "C_GetInterface", path: path) {
+            return found
+        }
+        guard let get = byok_p11_function_list_symbol(handle, "C_GetFunctionList") else {
+            throw PKCS11Error.moduleLoad("\(path) is no PKCS#11 module: it exports neither C_GetInterface nor C_GetFunctionList")
+        }
+        return try viaFunctionList(get, symbol: "C_GetFunctionList", path: path)
+    }
+
+    /// `C_GetFunctionList` (or an alternative with its signature), through the one helper.
+    private static func viaFunctionList(_ get: CK_C_GetFunctionList, symbol: String, path: String)
+        throws -> (UnsafeMutablePointer<CK_FUNCTION_LIST>, EntryPoint) {
+        var list: UnsafeMutablePointer<CK_FUNCTION_LIST>?
+        do { try check(.getFunctionList, invoke(.getFunctionList, get) { $0(&list) }) } catch {
+            throw PKCS11Error.moduleLoad("\(path): \(symbol) failed (\(error))")
+        }
+        guard let list else { throw PKCS11Error.moduleLoad("\(path): \(symbol) returned no function list") }
+        return (list, EntryPoint(symbol: symbol, version: versionString(list.pointee.version), isInterface: false))
+    }
+
+    /// PKCS#11 3.0 `C_GetInterface("PKCS 11", NULL, &interface, 0)`: the module's default version
+    /// of the standard interface.
+    private static func viaInterface(_ get: BYOK_C_GetInterface, symbol: String, path: String)
+        throws -> (UnsafeMutablePointer<CK_FUNCTION_LIST>, EntryPoint) {
+        var name = Array("PKCS 11".utf8) + [0]
+        var interface: UnsafeMutablePointer<BYOK_CK_INTERFACE>?
+        do {
+            try check(.getInterface, invoke(.getInterface, get) { f in name.withUnsafeMutableBufferPointer { f($0.baseAddress, nil, &interface, 0) } })
+        } catch {
+            throw PKCS11Error.moduleLoad("\(path): \(symbol)(\"PKCS 11\") failed (\(error))")
+        }
+        guard let raw = interface?.pointee.pFunctionList else {
+            throw PKCS11Error.moduleLoad("\(path): \(symbol) returned no function list")
+        }
+        // Every version of the standard interface's list begins with CK_VERSION and the v2.40 entries.
+        let list = raw.assumingMemoryBound(to: CK_FUNCTION_LIST.self)
+        guard list.pointee.version.major >= 2 else {
+            throw PKCS11Error.moduleLoad("\(path): \(symbol) returned a function list of version \(versionString(list.pointee.version))")
+        }
+        return (list, EntryPoint(symbol: symbol, version: versionString(list.pointee.version), isInterface: true))
+    }
+
+    static func versionString(_ v: CK_VERSION) -> String { "\(v.major).\(v.minor)" }
+
+    /// Whether the module's shared object exports `symbol` (e.g. `FC_GetFunctionList`).
+    public func exports(_ symbol: String) -> Bool {
+        guard let handle else { return false }
+        return byok_p11_function_list_symbol(handle, symbol) != nil
+    }
+
     private var initialized = false
+    private let finalizeLock = NSLock()
+
+    /// `C_Finalize` now rather than at release (once; a failure is ignored). Calls made afterwards
+    /// fail with the module's CKR_CRYPTOKI_NOT_INITIALIZED. A daemon finalizes on its main thread
+    /// before it exits, so the module is never finalized on another thread while the process ends.
+    public func finalize() {
+        finalizeLock.lock()
+        defer { finalizeLock.unlock() }
+        guard initialized else { return }
+        initialized = false
+        try? call(.finalize, \.C_Finalize) { $0(nil) }
+    }
 
     deinit {
         if initialized { try? call(.finalize, \.C_Finalize) { $0(nil) } }
         free(initString)
         if let handle { dlclose(handle) }
-    }
-
-    /// `C_GetFunctionList`, through the same helper as every other call; nil if it fails.
-    private static func functionList(_ get: CK_C_GetFunctionList) -> UnsafeMutablePointer<CK_FUNCTION_LIST>? {
-        var list: UnsafeMutablePointer<CK_FUNCTION_LIST>?
-        do { try check(.getFunctionList, invoke(.getFunctionList, get) { $0(&list) }) } catch { return nil }
-        return list
     }
 
     static func resolve(_ source: String) throws -> String {
@@ -120,6 +225,45 @@ public final class Module: @unchecked Sendable {
         try call(.getInfo, \.C_GetInfo) { $0(&info) }
         return (padded(info.libraryDescription), padded(info.manufacturerID),
                 "\(info.libraryVersion.major).\(info.libraryVersion.minor)")
+    }
+
+    /// Whether the module's function list has an entry for `function` (a NULL entry means the
+    /// module does not implement it; calling it fails with `CKR_FUNCTION_NOT_SUPPORTED`).
+    public func provides(_ function: Function) -> Bool {
+        let l = functions.pointee
+        switch function {
+        case .getFunctionList, .getInterface: return true
+        case .initialize: return l.C_Initialize != nil
+        case .finalize: return l.C_Finalize != nil
+        case .getInfo: return l.C_GetInfo != nil
+        case .getSlotList: return l.C_GetSlotList != nil
+        case .getSlotInfo: return l.C_GetSlotInfo != nil
+        case .getTokenInfo: return l.C_GetTokenInfo != nil
+        case .getMechanismList: return l.C_GetMechanismList != nil
+        case .getMechanismInfo: return l.C_GetMechanismInfo != nil
+        case .initToken: return l.C_InitToken != nil
+        case .initPIN: return l.C_InitPIN != nil
+        case .openSession: return l.C_OpenSession != nil
+        case .closeSession: return l.C_CloseSession != nil
+        case .getSessionInfo: return l.C_GetSessionInfo != nil
+        case .login: return l.C_Login != nil
+        case .logout: return l.C_Logout != nil
+        case .createObject: return l.C_CreateObject != nil
+        case .destroyObject: return l.C_DestroyObject != nil
+        case .getAttributeValue: return l.C_GetAttributeValue != nil
+        case .findObjectsInit: return l.C_FindObjectsInit != nil
+        case .findObjects: return l.C_FindObjects != nil
+        case .findObjectsFinal: return l.C_FindObjectsFinal != nil
+        case .encryptInit: return l.C_EncryptInit != nil
+        case .encrypt: return l.C_Encrypt != nil
+        case .signInit: return l.C_SignInit != nil
+        case .sign: return l.C_Sign != nil
+        case .generateKey: return l.C_GenerateKey != nil
+        case .generateKeyPair: return l.C_GenerateKeyPair != nil
+        case .wrapKey: return l.C_WrapKey != nil
+        case .unwrapKey: return l.C_UnwrapKey != nil
+        case .generateRandom: return l.C_GenerateRandom != nil
+        }
     }
 
     /// `C_GetSlotList`: slots, by default only those with a token present.

@@ -4,9 +4,12 @@ import Posix
 
 /// A user PIN. It never prints, is never logged, and is wiped after use (`Session.login` wipes it).
 ///
-/// PINs come from a file (one trailing newline is dropped) or from systemd's credential
-/// directory (`$CREDENTIALS_DIRECTORY/pin`, from `LoadCredential=pin:...`) — never from argv
-/// or an environment variable.
+/// PINs come from a file or from systemd's credential directory (`$CREDENTIALS_DIRECTORY/pin`,
+/// from `LoadCredential=pin:...`) — never from argv or an environment variable. The file holds
+/// the PIN and at most one trailing newline (`\n` or `\r\n`), which is dropped. Anything else
+/// around it (a second newline, a trailing space or tab, a line break or NUL inside) is refused
+/// when the file is read, before any `C_Login`: sent to the token, it would be a wrong PIN and
+/// spend one of the token's login attempts.
 public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @unchecked Sendable {
     private var buffer: UnsafeMutableBufferPointer<UInt8>
     private var length: Int
@@ -15,11 +18,15 @@ public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @
         case unreadable(path: String, errno: Int32)
         case empty(path: String)
         case tooLong(path: String)
+        /// Bytes other than one trailing newline around the PIN; `what` says which, never the PIN.
+        case malformed(path: String, what: String)
         public var description: String {
             switch self {
             case .unreadable(let p, let e): return "cannot read PIN file \(p): \(String(cString: strerror(e)))"
             case .empty(let p): return "PIN file \(p) is empty"
             case .tooLong(let p): return "PIN file \(p) is longer than 256 bytes; is it the right file?"
+            case .malformed(let p, let what):
+                return "PIN file \(p) \(what); byokd takes the PIN followed by at most one newline and refuses anything else before trying it, so no login attempt is spent on it: fix the file"
             }
         }
     }
@@ -45,11 +52,25 @@ public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @
             throw LoadError.unreadable(path: path, errno: error.code)
         }
         if n > 257 { throw LoadError.tooLong(path: path) }
-        if n > 0 && raw[n - 1] == 0x0A { n -= 1 }
-        if n > 0 && raw[n - 1] == 0x0D { n -= 1 }
+        if n > 0 && raw[n - 1] == 0x0A {
+            n -= 1
+            if n > 0 && raw[n - 1] == 0x0D { n -= 1 }
+        }
         if n == 0 { throw LoadError.empty(path: path) }
+        if let what = Self.problem(raw[0..<n]) { throw LoadError.malformed(path: path, what: what) }
         var bytes = Array(raw.prefix(n))
         self.init(wiping: &bytes)
+    }
+
+    /// What is wrong with the bytes left once one trailing newline is dropped, if anything. Names
+    /// the kind of byte and where, never the PIN.
+    static func problem(_ pin: ArraySlice<UInt8>) -> String? {
+        let last = pin[pin.index(before: pin.endIndex)]
+        if last == 0x0A || last == 0x0D { return "ends with a line break beyond the one newline byokd drops (e.g. two newlines)" }
+        if last == 0x20 || last == 0x09 { return "ends with a space or tab after the PIN" }
+        if pin.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return "has a line break inside the PIN (several lines)" }
+        if pin.contains(0) { return "holds a NUL byte" }
+        return nil
     }
 
     /// `$CREDENTIALS_DIRECTORY/pin`, when systemd passed one.

@@ -37,3 +37,21 @@ extension Session {
         }
     }
 }
+
+extension Session {
+    /// `C_UnwrapKey`: a key enters the token encrypted under `unwrappingKey` and becomes an object
+    /// with the attributes of `template`. byokd uses it only to place the self-test's throwaway
+    /// keys, made in software, on the token.
+    /// `raw` adds attributes the typed template cannot name (a vendor's).
+    public func unwrapKey(_ mechanism: Mechanism, unwrappingKey: ObjectHandle, wrapped: [UInt8], _ template: [Attribute],
+                          raw: [RawAttribute] = []) throws -> ObjectHandle {
+        var h: CK_OBJECT_HANDLE = 0
+        var input = wrapped
+        try mechanism.withC { m in
+            try withCTemplate(template, raw: raw) { p, n in
+                try module.call(.unwrapKey, \.C_UnwrapKey) { $0(handle, m, unwrappingKey.ck, &input, CK_ULONG(input.count), p, n, &h) }
+            }
+        }
+        return ObjectHandle(rawValue: UInt(h))
+    }
+}

@@ -65,22 +65,52 @@ public enum TokenSelector: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The token chosen, and why, in words for the log and `status`.
+    public struct Selection: @unchecked Sendable {
+        public let slot: Slot
+        public let token: TokenInfo
+        public let reason: String
+    }
+
     /// Picks the slot whose token matches.
     public func select(in module: Module) throws -> (Slot, TokenInfo) {
+        let s = try choose(in: module)
+        return (s.slot, s.token)
+    }
+
+    /// Picks the slot whose token matches, saying why. Without a selector, the first initialised
+    /// token that is not write-protected (CKF_WRITE_PROTECTED: no keys can be made on it, as on
+    /// NSS's "NSS Generic Crypto Services"); write-protected ones are named as skipped.
+    public func choose(in module: Module) throws -> Selection {
         let candidates = try module.slots(tokenPresent: true).compactMap { slot -> (Slot, TokenInfo)? in
             guard let info = try? slot.tokenInfo() else { return nil }
             return (slot, info)
         }
-        let match: (Slot, TokenInfo)?
+        func name(_ t: TokenInfo) -> String { "\"\(t.label)\" (serial \(t.serial))" }
+        let seen = candidates.map { name($0.1) + ($0.1.writeProtected ? " (write-protected)" : "") }.joined(separator: ", ")
         switch self {
-        case .first: match = candidates.first { $0.1.initialized } ?? candidates.first
-        case .uri(let u): match = candidates.first { u.matches($0.1) }
-        case .labelOrSerial(let s): match = candidates.first { $0.1.label == s } ?? candidates.first { $0.1.serial == s }
-        }
-        guard let match else {
-            let seen = candidates.map { "\"\($0.1.label)\" (serial \($0.1.serial))" }.joined(separator: ", ")
+        case .first:
+            let skipped = candidates.filter { $0.1.writeProtected }
+            let usable = candidates.filter { !$0.1.writeProtected }
+            guard let pick = usable.first(where: { $0.1.initialized }) ?? usable.first else {
+                throw PKCS11Error.tokenNotFound("(no --token given) any token that is not write-protected, as byokd makes keys on its token; tokens present: \(seen.isEmpty ? "none" : seen); name one with --token to use it anyway")
+            }
+            var reason = "no token was configured: byokd chose the first initialized token that is not write-protected, \(name(pick.1))"
+            if !skipped.isEmpty { reason += "; skipped \(skipped.map { name($0.1) }.joined(separator: ", ")) (write-protected)" }
+            return Selection(slot: pick.0, token: pick.1, reason: reason)
+        case .uri(let u):
+            guard let pick = candidates.first(where: { u.matches($0.1) }) else {
+                throw PKCS11Error.tokenNotFound("\(self); tokens present: \(seen.isEmpty ? "none" : seen)")
+            }
+            return Selection(slot: pick.0, token: pick.1, reason: "the configured URI \(u) matches \(name(pick.1))")
+        case .labelOrSerial(let s):
+            if let pick = candidates.first(where: { $0.1.label == s }) {
+                return Selection(slot: pick.0, token: pick.1, reason: "the configured token \"\(s)\" is the label of \(name(pick.1))")
+            }
+            if let pick = candidates.first(where: { $0.1.serial == s }) {
+                return Selection(slot: pick.0, token: pick.1, reason: "the configured token \"\(s)\" is the serial number of \(name(pick.1))")
+            }
             throw PKCS11Error.tokenNotFound("\(self); tokens present: \(seen.isEmpty ? "none" : seen)")
         }
-        return match
     }
 }

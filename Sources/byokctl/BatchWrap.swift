@@ -15,6 +15,8 @@ struct BatchWrap {
         var params: String?
         var publicKey: String?
         var importToken: String?
+        /// "raw" or "base64", for an import token file the rule cannot decide (docs/API.md).
+        var importTokenEncoding: String?
         var wrappingAlgorithm: String?
         var kmsKeyId: String?
         var validTo: String?
@@ -50,6 +52,7 @@ struct BatchWrap {
                 } else if let pk = e.publicKey, let it = e.importToken {
                     input.publicKey = try Outputs.read(path(pk), what: "wrapping public key of entry \(i + 1)").base64EncodedString()
                     input.importToken = try Outputs.read(path(it), what: "import token of entry \(i + 1)").base64EncodedString()
+                    input.importTokenEncoding = e.importTokenEncoding
                 } else {
                     throw ByokError(.badRequest, "batch entry \(i + 1) needs params, or publicKey and importToken")
                 }

@@ -15,7 +15,7 @@ struct Keys: ParsableCommand {
                 if options.json { options.printJSON(r); return }
                 if r.keys.isEmpty { print("no keys on the token; make one with `byokctl keys generate --label NAME --spec SYMMETRIC_DEFAULT`"); return }
                 print(table(["LABEL", "ID", "SPEC", "TYPE", "KCV / PUBLIC KEY SHA-256", "SENSITIVE", "EXTRACTABLE"], r.keys.map {
-                    [$0.label, $0.id, $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? "-",
+                    [$0.label, $0.id, $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? $0.noFingerprint ?? "-",
                      $0.sensitive.map { $0 ? "yes" : "NO" } ?? "?", $0.extractable.map { $0 ? "yes" : "no" } ?? "?"]
                 }))
             }
@@ -27,14 +27,19 @@ struct Keys: ParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "Label of the new key (must not exist on the token).") var label: String
         @Option(help: ArgumentHelp("AWS key spec: \(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "spec")) var spec: String
+        @Flag(help: "Make the key even if no wrapping algorithm that passed the self-test can export it to AWS KMS (the answer says so).")
+        var allowUnexportable = false
 
         func run() {
             byokctl.run(options) {
-                let k = try options.client().call("POST", "/v1/keys", GenerateRequest(label: label, spec: spec), as: KeyInfo.self, onPending: announcePending)
+                let request = GenerateRequest(label: label, spec: spec, allowUnexportable: allowUnexportable ? true : nil)
+                let k = try options.client().call("POST", "/v1/keys", request, as: KeyInfo.self, onPending: announcePending)
                 if options.json { options.printJSON(k); return }
                 print("generated \(k.spec ?? k.type) key \"\(k.label)\" id \(k.id)")
                 if let kcv = k.kcv { print("KCV \(kcv)") }
                 if let h = k.publicKeySha256 { print("public key SHA-256 \(h)") }
+                if let none = k.noFingerprint { print(none) }
+                for w in k.warnings ?? [] { print("WARNING: \(w)") }
                 print(k.uri)
             }
         }

@@ -16,6 +16,11 @@ struct Status: ParsableCommand {
                 print("token:   \"\(t.label)\" serial \(t.serial), \(t.model) (\(t.manufacturer))\(s.tokenAvailable ? "" : " — UNAVAILABLE")")
             }
             if let e = s.tokenError { print("         \(e)") }
+            if let entry = s.moduleEntryPoint { print("entry:   \(entry)") }
+            if let why = s.tokenSelection { print("chosen:  \(why)") }
+            if let flags = s.tokenFlags { print("flags:   \(flags.isEmpty ? "none" : flags.joined(separator: " "))") }
+            for note in s.tokenNotes ?? [] { print("  NOTE:  \(note)") }
+            if let fips = s.fips { print("FIPS:    \(fips.mode) (\(fips.evidence))") }
             print("self-test: \(s.selfTestAt ?? "not run")")
             print(table(["ALGORITHM", "STATE", "HOW / WHY"], s.algorithms.map { [$0.name, $0.state, $0.via ?? $0.reason ?? ""] }))
         }

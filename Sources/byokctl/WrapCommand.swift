@@ -27,6 +27,8 @@ struct Wrap: ParsableCommand {
     @Option(help: ArgumentHelp("Google Cloud: the import job's method, with --public-key.", valueName: "method")) var importMethod: String?
     @Option(help: "Wrapping public key file (DER, base64 or PEM).") var publicKey: String?
     @Option(help: "Import token file (raw or base64).") var importToken: String?
+    @Option(help: ArgumentHelp("How --import-token is encoded: raw or base64. Without it, a file with any byte that is no base64 character is raw, base64 text ending in a newline is decoded, and anything else is refused as ambiguous.", valueName: "encoding"))
+    var importTokenEncoding: String?
     @Option(help: "RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1 (as given to get-parameters-for-import).")
     var wrappingAlgorithm: String?
     @Option(help: "KMS key id or ARN, when the files do not carry it.") var kmsKeyId: String?
@@ -45,6 +47,12 @@ struct Wrap: ParsableCommand {
         }
         if key == nil { throw ValidationError("give --key LABEL|pkcs11:URI") }
         if out == nil { throw ValidationError("give --out DIR") }
+        if importTokenEncoding != nil && importToken == nil {
+            throw ValidationError("--import-token-encoding goes with --import-token")
+        }
+        if let e = importTokenEncoding, !["raw", "base64"].contains(e.lowercased()) {
+            throw ValidationError("--import-token-encoding is raw or base64")
+        }
         switch provider {
         case .aws:
             if kid != nil || importJob != nil || importMethod != nil { throw ValidationError("--kid, --import-job and --import-method are for --for azure or --for gcp") }
@@ -92,6 +100,7 @@ struct Wrap: ParsableCommand {
                 input.kid = kid
                 input.importJob = importJob
                 input.importMethod = importMethod
+                input.importTokenEncoding = importTokenEncoding
             }
             let r = try options.client().call("POST", "/v1/wrap", WrapRequest(key: key, parameters: input, wrappingAlgorithm: wrappingAlgorithm),
                                               as: WrapResponse.self, onPending: announcePending)
@@ -123,6 +132,7 @@ struct Wrap: ParsableCommand {
                 return
             }
             print("wrapped \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (id \(m.key.id)\(m.key.kcv.map { ", KCV \($0)" } ?? "")) on token \"\(m.token.label)\"")
+            if let none = m.key.noFingerprint { print("  \(none)") }
             print("  with \(m.wrappingAlgorithm) under the \(m.wrappingKeySpec) wrapping key \(m.wrappingPublicKeySha256.prefix(16))…")
             if let v = m.parametersValidTo { print("  import parameters valid until \(v)") }
             print("wrote \(files.map { out + "/" + $0 }.joined(separator: ", "))")

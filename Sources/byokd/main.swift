@@ -19,6 +19,9 @@ struct Byokd: ParsableCommand {
     @Option(help: "State directory (default /var/lib/byokd).") var stateDir: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String?
     @Flag(help: "Use a SoftHSM2 development token kept in the state directory (made on first start).") var dev = false
+    @Option(help: "The module's entry point, e.g. FC_GetFunctionList for NSS softokn's FIPS token (default: C_GetInterface, else C_GetFunctionList).")
+    var functionListSymbol: String?
+    @Flag(help: "Log in even when the token says the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY).") var allowFinalPinTry = false
 
     func run() throws {
         var file = Configuration()
@@ -37,6 +40,8 @@ struct Byokd: ParsableCommand {
         flags.stateDir = stateDir
         flags.logLevel = logLevel
         if dev { flags.devToken = true }
+        flags.functionListSymbol = functionListSymbol
+        if allowFinalPinTry { flags.allowFinalPinTry = true }
         let settings = file.overridden(by: flags)
         let level = settings.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in SafeLogHandler(label: label, level: level) }

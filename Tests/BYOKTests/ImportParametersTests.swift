@@ -75,7 +75,8 @@ final class ImportParametersTests: XCTestCase {
             XCTAssertEqual(p.publicKeyDER, der)
             XCTAssertEqual(p.importToken, Array(token))
         }
-        let tokenB64 = try ImportParameters.parse(publicKey: der, importToken: Array(token.base64EncodedString().utf8))
+        // Base64 text as `aws kms get-parameters-for-import --query ImportToken --output text` writes it.
+        let tokenB64 = try ImportParameters.parse(publicKey: der, importToken: Array((token.base64EncodedString() + "\n").utf8))
         XCTAssertEqual(tokenB64.importToken, Array(token))
         XCTAssertThrowsError(try ImportParameters.parse(publicKey: Array("-----BEGIN PUBLIC KEY-----\nMIIB".utf8), importToken: Array(token))) {
             XCTAssertEqual(($0 as? ByokError)?.code, .paramsEncoding)
@@ -83,6 +84,51 @@ final class ImportParametersTests: XCTestCase {
         XCTAssertThrowsError(try ImportParameters.parse(publicKey: Array("MIIB*not*base64".utf8), importToken: Array(token))) {
             XCTAssertEqual(($0 as? ByokError)?.code, .paramsEncoding)
         }
+    }
+
+    /// The console writes the import token as raw bytes. Bytes that happen to be base64 characters
+    /// are still the token: decoding them would hand AWS a different ImportToken.bin.
+    func testTheConsoleZipsImportTokenIsTakenRawEvenWhenItLooksLikeBase64() throws {
+        let dir = TempDir()
+        let lookalike = Data("QUJDREVGR0hJSktMTU5PUA==".utf8)  // valid base64 of "ABCDEFGHIJKLMNOP"
+        let readme = AWSSide.consoleReadme(algorithm: "RSAES_OAEP_SHA_256", wrappingKeySpec: "RSA_2048", validTo: Date().addingTimeInterval(3600))
+        let zip = try AWSSide.consoleZip(publicKey: aws.publicDER, importToken: lookalike, readme: readme, into: dir)
+        let p = try ImportParameters.parse(zip: Array(try Data(contentsOf: URL(fileURLWithPath: zip))))
+        XCTAssertEqual(p.importToken, Array(lookalike), "the ZIP entry's bytes, untouched")
+        XCTAssertEqual(p.publicKeyDER, Array(aws.publicDER))
+        // The wrapping key in the ZIP is raw DER too: base64 text there is not what the console writes.
+        let b64Key = try AWSSide.consoleZip(publicKey: Data(aws.publicDER.base64EncodedString().utf8), importToken: token, readme: readme, into: dir, name: "k.zip")
+        XCTAssertThrowsError(try ImportParameters.parse(zip: Array(try Data(contentsOf: URL(fileURLWithPath: b64Key))))) {
+            XCTAssertEqual(($0 as? ByokError)?.code, .paramsDER)
+        }
+    }
+
+    /// `--import-token FILE`: a byte outside base64 makes it raw; base64 text ending in a newline is
+    /// decoded; anything else could be either and is refused, unless the encoding is stated.
+    func testAnImportTokenFilesEncodingIsDecidedByAStatedRuleAndTheAmbiguousCaseRefused() throws {
+        let der = Array(aws.publicDER)
+        func parse(_ bytes: [UInt8], _ encoding: ImportTokenEncoding? = nil) throws -> [UInt8] {
+            try ImportParameters.parse(publicKey: der, importToken: bytes, tokenEncoding: encoding).importToken
+        }
+        XCTAssertEqual(try parse(Array(token)), Array(token), "binary: raw")
+        XCTAssertEqual(try parse(Array((token.base64EncodedString(options: .lineLength64Characters) + "\n").utf8)), Array(token), "base64 text with a final newline")
+        let lookalike = Array("QUJDREVGR0hJSktMTU5PUA==".utf8)
+        for ambiguous in [lookalike, Array("QUJDREVGR0hJSktMTU5PUA".utf8)] {
+            XCTAssertThrowsError(try parse(ambiguous)) { error in
+                XCTAssertEqual((error as? ByokError)?.code, .paramsEncoding)
+                XCTAssertTrue("\(error)".contains("--import-token-encoding raw|base64"), "\(error)")
+            }
+        }
+        XCTAssertEqual(try parse(lookalike, .raw), lookalike, "stated raw: the bytes as they are")
+        XCTAssertEqual(try parse(lookalike, .base64), Array("ABCDEFGHIJKLMNOP".utf8), "stated base64: decoded")
+        XCTAssertThrowsError(try parse(Array(token), .base64)) { XCTAssertEqual(($0 as? ByokError)?.code, .paramsEncoding) }
+        // The request names the encoding in `importTokenEncoding`.
+        let input = ParametersInput(publicKey: aws.publicDER.base64EncodedString(), importToken: Data(lookalike).base64EncodedString(),
+                                    validTo: "2099-01-01T00:00:00Z", importTokenEncoding: "raw")
+        XCTAssertEqual(try ImportParameters(input).importToken, lookalike)
+        var bad = input
+        bad.importTokenEncoding = "hex"
+        XCTAssertThrowsError(try ImportParameters(bad)) { XCTAssertEqual(($0 as? ByokError)?.code, .badRequest) }
     }
 
     func testWrappingKeyChecks() throws {

@@ -174,7 +174,8 @@ final class BadInputTests: XCTestCase {
             let reason = try XCTUnwrap(try Verdicts.reason(daemon, algorithm), "a verdict other than passed has a reason")
             var mentions = [algorithm, state == "failed" ? "caught it producing a wrong result" : "found it unsupported", reason]
             if algorithm == "RSAES_OAEP_SHA_256" && verdicts["RSAES_OAEP_SHA_1"] == "passed" {
-                mentions.append("this token supports OAEP only with SHA-1; use RSAES_OAEP_SHA_1 or another token")
+                mentions += ["import parameters work only with the algorithm they were requested for, so download new ones for RSAES_OAEP_SHA_1",
+                             "--wrapping-algorithm RSAES_OAEP_SHA_1"]
             }
             try expectFailure(wrapArgs(p, algorithm: algorithm), code: "TOKEN_LACKS_ALGORITHM", exit: 3, mentions: mentions)
         }

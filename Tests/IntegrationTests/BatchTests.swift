@@ -33,6 +33,7 @@ final class BatchTests: XCTestCase {
         for i in 0..<6 {
             let blob = try Data(contentsOf: URL(fileURLWithPath: dir.file("b/e\(i)/EncryptedKeyMaterial.bin")))
             let key = try AWSSide.decryptOAEP(blob, with: aws, hash: i < 3 ? "sha256" : "sha1")
+            XCTAssertEqual(key.count, 32, "exactly the key: AES-256 and HMAC_256 keys are 32 bytes")
             if i % 2 == 0 {
                 XCTAssertEqual(try AWSSide.aesKCV(key), kcv["a"])
             } else {

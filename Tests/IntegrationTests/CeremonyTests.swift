@@ -254,6 +254,7 @@ final class CeremonyTests: XCTestCase {
         let kcv = try XCTUnwrap((try d.ctl(["keys", "list", "--json"]).json?["keys"] as? [[String: Any]])?.first?["kcv"] as? String)
         for i in [0, 31, 63] {
             let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: d.dir.file("c\(i)/EncryptedKeyMaterial.bin"))), with: aws, hash: "sha1")
+            XCTAssertEqual(key.count, 32)
             XCTAssertEqual(try AWSSide.aesKCV(key), kcv)
         }
         let wraps = try auditRecords(d).filter { $0["operation"] as? String == "wrap" && $0["result"] as? String == "ok" }

@@ -45,6 +45,7 @@ final class SelfTestTests: XCTestCase {
         let ok = try daemon.ctl(["wrap", "--key", "k", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", out, "--json"])
         XCTAssertEqual(ok.code, 0, ok.err)
         let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: out + "/EncryptedKeyMaterial.bin")), with: aws, hash: "sha1")
+        XCTAssertEqual(key.count, 32)
         XCTAssertEqual(try AWSSide.aesKCV(key), (ok.json?["manifest"] as? [String: Any]).flatMap { ($0["key"] as? [String: Any])?["kcv"] as? String })
 
         // `byokctl selftest` runs it again, with the same verdicts.

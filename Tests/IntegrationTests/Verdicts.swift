@@ -26,8 +26,10 @@ enum Verdicts {
 
     /// The algorithms the token can do, found without byokd: for each OAEP hash the test wraps a
     /// fresh AES key under an OpenSSL RSA key with C_WrapKey and has the openssl command unwrap it
-    /// with that hash; RSA_AES_KEY_WRAP_* also needs an AES key wrap with padding (or the token's
-    /// own CKM_RSA_AES_KEY_WRAP) among the token's mechanisms.
+    /// with that hash; RSA_AES_KEY_WRAP_* also needs the construction to be byte-exact for key
+    /// material whose length is not a multiple of 8 (a private key's PKCS#8 rarely is): the test
+    /// wraps a 20-byte secret with the token's AES key wrap with padding under an ephemeral AES key,
+    /// that key under the OpenSSL RSA key, unwraps both with openssl and wants exactly 20 bytes.
     static func expected(_ token: LoadedToken) throws -> Set<String> {
         let session = try token.openSession()
         let aws = try AWSSide.keyPair(bits: 2048)
@@ -46,12 +48,25 @@ enum Verdicts {
         }
         let mechanisms = Set(try token.slot.mechanisms())
         func wraps(_ m: MechanismType) -> Bool { mechanisms.contains(m) && ((try? token.slot.mechanismInfo(m).canWrap) ?? false) }
-        let aesWrap = wraps(.rsaAesKeyWrap) || (mechanisms.contains(.aesKeyGen) && (wraps(.aesKeyWrapKwp) || wraps(.aesKeyWrapPad)))
+        func stepsExact(_ hash: HashAlgorithm, _ name: String) throws -> Bool {
+            guard mechanisms.contains(.aesKeyGen), wraps(.aesKeyWrapKwp) || wraps(.aesKeyWrapPad) else { return false }
+            let ephemeral = try session.generateKey(.aesKeyGen, [.class(.secretKey), .keyType(.aes), .valueLen(32), .token(false),
+                                                                 .sensitive(true), .extractable(true), .wrap(true)])
+            defer { try? session.destroyObject(ephemeral) }
+            let secret = try session.generateKey(.genericSecretKeyGen, [.class(.secretKey), .keyType(.genericSecret), .valueLen(20), .token(false),
+                                                                        .sensitive(true), .extractable(true), .sign(true)])
+            defer { try? session.destroyObject(secret) }
+            let inner: Mechanism = wraps(.aesKeyWrapKwp) ? .aesKeyWrapKwp : .aesKeyWrapPad
+            guard let wrappedSecret = try? session.wrapKey(inner, wrappingKey: ephemeral, key: secret),
+                  let wrappedEphemeral = try? session.wrapKey(.rsaPkcsOaep(hash: hash, mgf: hash), wrappingKey: pub, key: ephemeral),
+                  let material = try? AWSSide.unwrapRsaAes(Data(wrappedEphemeral + wrappedSecret), with: aws, hash: name) else { return false }
+            return material.count == 20
+        }
         var can: Set<String> = []
         for (hash, name, suffix) in [(HashAlgorithm.sha1, "sha1", "SHA_1"), (.sha256, "sha256", "SHA_256")] {
             guard try oaepWorks(hash, name) else { continue }
             can.insert("RSAES_OAEP_\(suffix)")
-            if aesWrap { can.insert("RSA_AES_KEY_WRAP_\(suffix)") }
+            if try wraps(.rsaAesKeyWrap) || stepsExact(hash, name) { can.insert("RSA_AES_KEY_WRAP_\(suffix)") }
         }
         return can
     }

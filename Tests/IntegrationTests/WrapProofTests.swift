@@ -67,6 +67,7 @@ final class WrapProofTests: XCTestCase {
         XCTAssertTrue(r.out.contains("aws kms import-key-material --key-id \(AWSSide.keyArn)"), r.out)
         XCTAssertTrue(r.out.contains("--import-token fileb://\(out)/ImportToken.bin"), r.out)
         let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: out + "/EncryptedKeyMaterial.bin")), with: aws, hash: "sha1")
+        XCTAssertEqual(key.count, 32)
         let list = try daemon.ctl(["keys", "list", "--json"])
         let keys = try XCTUnwrap(list.json?["keys"] as? [[String: Any]])
         XCTAssertEqual(keys.first?["kcv"] as? String, try AWSSide.aesKCV(key))

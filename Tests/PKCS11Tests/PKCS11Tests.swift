@@ -81,8 +81,71 @@ final class PKCS11Tests: XCTestCase {
             XCTAssertEqual("\(error)", "C_Initialize: PKCS11 error: CKR_FUNCTION_NOT_SUPPORTED")
             XCTAssertEqual((error as? PKCS11Error)?.function, .initialize)
         }
+        setenv("BYOK_TEST_NULL_FUNCTIONS", "C_WrapKey", 1)
+        do {
+            let module = try Module(forwarding)
+            XCTAssertFalse(module.provides(.wrapKey), "a NULL entry is a function the module does not implement")
+            XCTAssertTrue(module.provides(.generateKey))
+        }
         // The forwarding module finalized SoftHSM when it was unloaded: it can be initialised again.
         XCTAssertNoThrow(try Module(SoftHSM.module))
+    }
+
+    /// PKCS#11 3.0's C_GetInterface where the module exports it (NSS), C_GetFunctionList where not
+    /// (SoftHSM 2.6.1), and the symbol the configuration names otherwise: NSS's FIPS token is
+    /// reached only through FC_GetFunctionList (or FC_GetInterface).
+    func testEntryPointsCGetInterfaceCGetFunctionListAndAConfiguredSymbol() throws {
+        let soft = try Module(SoftHSM.module)
+        XCTAssertEqual(soft.entryPoint.symbol, "C_GetFunctionList")
+        XCTAssertFalse(soft.entryPoint.isInterface)
+        XCTAssertEqual(soft.entryPoint.version, "2.40")
+
+        let nssDir = TempDir("byokd-nss")
+        let db = try NSSSoftokn.makeDatabase(in: nssDir, fips: true)
+        do {
+            let nss = try Module(NSSSoftokn.module, initArgs: db.initArgs)
+            XCTAssertEqual(nss.entryPoint.symbol, "C_GetInterface")
+            XCTAssertTrue(nss.entryPoint.isInterface)
+            XCTAssertEqual(nss.entryPoint.version, "3.0")
+            XCTAssertEqual("\(nss.entryPoint)", "C_GetInterface (interface \"PKCS 11\", version 3.0)")
+            XCTAssertTrue(nss.exports("FC_GetFunctionList"))
+            XCTAssertNotEqual(try TokenSelector(nil).select(in: nss).1.label, NSSSoftokn.fipsTokenLabel, "the standard entry point never reaches the FIPS token")
+        }
+        for symbol in ["FC_GetFunctionList", "FC_GetInterface"] {
+            let fips = try Module(NSSSoftokn.module, initArgs: db.initArgs, functionListSymbol: symbol)
+            XCTAssertEqual(fips.entryPoint.symbol, symbol)
+            let (slot, info) = try TokenSelector(nil).select(in: fips)
+            XCTAssertEqual(info.label, NSSSoftokn.fipsTokenLabel, symbol)
+            XCTAssertTrue(try slot.slotInfo().description.contains("FIPS"), symbol)
+            let session = try slot.openSession()
+            try session.login(try PIN(file: db.passwordFile))
+            XCTAssertTrue(try slot.mechanismInfo(.rsaPkcsOaep).allows(.wrap))
+        }
+        XCTAssertThrowsError(try Module(SoftHSM.module, functionListSymbol: "FC_GetFunctionList")) { error in
+            XCTAssertTrue("\(error)".contains("has no symbol FC_GetFunctionList (functionListSymbol); it exports C_GetFunctionList"), "\(error)")
+        }
+        XCTAssertThrowsError(try Module(SoftHSM.module, functionListSymbol: "C_Get FunctionList")) { error in
+            XCTAssertTrue("\(error)".contains("is not a C symbol name"), "\(error)")
+        }
+    }
+
+    /// Without a selector, the first initialised token that is not write-protected: on NSS that is
+    /// "NSS Certificate DB", not the write-protected "NSS Generic Crypto Services" in the first slot.
+    func testTheDefaultTokenSkipsWriteProtectedTokensAndSaysWhichItChose() throws {
+        let nssDir = TempDir("byokd-nss")
+        let db = try NSSSoftokn.makeDatabase(in: nssDir)
+        let nss = try Module(NSSSoftokn.module, initArgs: db.initArgs)
+        let (_, info) = try TokenSelector(nil).select(in: nss)
+        XCTAssertEqual(info.label, NSSSoftokn.tokenLabel)
+        XCTAssertFalse(info.writeProtected)
+        let choice = try TokenSelector(nil).choose(in: nss)
+        XCTAssertTrue(choice.reason.contains("chose the first initialized token that is not write-protected, \"NSS Certificate DB\""), choice.reason)
+        XCTAssertTrue(choice.reason.contains("skipped \"NSS Generic Crypto Services\" (serial 0000000000000000) (write-protected)"), choice.reason)
+        // Named explicitly, a write-protected token is still used.
+        let generic = try TokenSelector("NSS Generic Crypto Services").choose(in: nss)
+        XCTAssertTrue(generic.token.writeProtected)
+        XCTAssertTrue(generic.token.flagNames.contains("CKF_WRITE_PROTECTED"))
+        XCTAssertTrue(generic.reason.contains("is the label of"), generic.reason)
     }
 
     func testModulesLoadByPathOrByP11KitName() throws {
@@ -136,7 +199,17 @@ final class PKCS11Tests: XCTestCase {
         XCTAssertFalse(try logsIn("123456 \n"), "other whitespace is part of the PIN")
         XCTAssertFalse(try logsIn("1234567\r\n"))
         XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
-        XCTAssertThrowsError(try PIN(file: d.write("e", "\r\n")))
+        // Anything but one trailing newline is refused when the file is read, before any C_Login,
+        // and the message never shows the PIN.
+        for (name, text, what) in [("two", "123456\n\n", "line break beyond"), ("crlf2", "123456\r\n\r\n", "line break beyond"),
+                                   ("cr", "123456\r", "line break beyond"), ("space", "123456 \n", "space or tab"),
+                                   ("lines", "1234\n56\n", "line break inside"), ("nul", "123\u{0}456\n", "NUL")] {
+            XCTAssertThrowsError(try PIN(file: d.write(name, text)), name) { error in
+                XCTAssertTrue("\(error)".contains(what), "\(name): \(error)")
+                XCTAssertTrue("\(error)".contains("no login attempt is spent"), "\(name): \(error)")
+                XCTAssertFalse("\(error)".contains("123"), "\(name): the PIN is never in a message")
+            }
+        }
         XCTAssertThrowsError(try PIN(file: d.file("missing"))) { error in
             XCTAssertEqual("\(error)", "cannot read PIN file \(d.file("missing")): No such file or directory")
         }

@@ -132,6 +132,27 @@ public enum AWSSide {
         return try Data(contentsOf: URL(fileURLWithPath: out))
     }
 
+    /// Why `material` is not exactly one DER PKCS#8 PrivateKeyInfo with nothing after it, as AWS
+    /// takes private key material, or nil when it is. The length is checked here, byte for byte:
+    /// OpenSSL's DER reader ignores whatever follows the structure.
+    public static func exactPKCS8Problem(_ material: Data) -> String? {
+        let d = [UInt8](material)
+        guard d.count >= 2, d[0] == 0x30 else { return "no DER SEQUENCE at the start (\(d.count) bytes)" }
+        var length = Int(d[1]), header = 2
+        if length & 0x80 != 0 {
+            let n = length & 0x7F
+            guard n >= 1, n <= 4, d.count >= 2 + n else { return "a DER length that cannot be read" }
+            length = d[2..<(2 + n)].reduce(0) { $0 << 8 | Int($1) }
+            header = 2 + n
+        }
+        guard header + length == d.count else {
+            return "\(d.count) bytes, but the PKCS#8 structure is \(header + length): \(d.count - header - length) bytes after it"
+        }
+        let dir = TempDir("byokd-p8")
+        let r = try? Tools.run("openssl", ["pkey", "-inform", "DER", "-in", dir.write("p8.der", material), "-noout"])
+        return r?.code == 0 ? nil : "OpenSSL cannot read it as a private key: \(r?.err ?? "")"
+    }
+
     /// KCV of an AES key computed in software: first 3 bytes of AES-ECB(key, 16 zero bytes).
     public static func aesKCV(_ key: Data) throws -> String {
         let r = try Tools.check("openssl", ["enc", "-aes-\(key.count * 8)-ecb", "-nopad", "-K", key.hex], stdin: Data(count: 16))

@@ -52,6 +52,15 @@ public final class DaemonFixture {
         return (d, db)
     }
 
+    /// Byokd on a fresh NSS softokn database marked FIPS, through the module's FIPS entry point.
+    public static func nssFIPS(extra: [String] = []) throws -> (DaemonFixture, NSSSoftokn.Database) {
+        let dir = TempDir("byokd-daemon")
+        let db = try NSSSoftokn.makeDatabase(in: dir, fips: true)
+        let d = try DaemonFixture(arguments: ["--module", NSSSoftokn.module, "--init-args", db.initArgs, "--function-list-symbol", "FC_GetFunctionList",
+                                              "--token", NSSSoftokn.fipsTokenLabel, "--pin-file", db.passwordFile] + extra, dir: dir)
+        return (d, db)
+    }
+
     public func waitUntilReady(timeout: Double = 60) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -35,6 +35,8 @@ public enum NSSSoftokn {
     public static var available: Bool { FileManager.default.fileExists(atPath: module) }
     /// The token of the key database slot (persistent keys; needs the password).
     public static let tokenLabel = "NSS Certificate DB"
+    /// The same database's token in FIPS mode, reached only through `FC_GetFunctionList`.
+    public static let fipsTokenLabel = "NSS FIPS 140-2 Certificate DB"
 
     public struct Database {
         public let directory: String
@@ -42,12 +44,14 @@ public enum NSSSoftokn {
         public var initArgs: String { "configdir='sql:\(directory)' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" }
     }
 
-    /// A new NSS database with a password (certutil reads it from a file, not argv).
-    public static func makeDatabase(in dir: TempDir, password: String = "nss-test-pass") throws -> Database {
+    /// A new NSS database with a password (certutil reads it from a file, not argv); with `fips`,
+    /// marked FIPS by `modutil -fips true` (its pkcs11.txt then says Flags=internal,FIPS,critical).
+    public static func makeDatabase(in dir: TempDir, password: String = "nss-test-pass", fips: Bool = false) throws -> Database {
         let db = dir.file("nssdb")
         try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true)
         let pw = dir.write("nss-password", password + "\n")
         try Tools.check("certutil", ["-N", "-d", "sql:\(db)", "-f", pw])
+        if fips { try Tools.check("modutil", ["-fips", "true", "-dbdir", "sql:\(db)", "-force"]) }
         return Database(directory: db, passwordFile: pw)
     }
 }
@@ -74,9 +78,12 @@ public enum ForwardingModule {
 
     /// Environment for a process loading the module: forward to `realModule`, optionally lie,
     /// optionally read faults from `faultFile`.
+    /// `extra` sets the module's other variables (BYOK_TEST_NULL_FUNCTIONS, BYOK_TEST_HIDE_MECHANISMS,
+    /// BYOK_TEST_CLEAR_MECHANISM_FLAGS, BYOK_TEST_INITIALIZE_RV; see forwarding_module.c).
     public static func environment(forwardingTo realModule: String, lieOAEPSHA1: Bool = false, faultFile: String? = nil,
-                                   lieFile: String? = nil, base: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
-        var e = base
+                                   lieFile: String? = nil, base: [String: String] = ProcessInfo.processInfo.environment,
+                                   extra: [String: String] = [:]) -> [String: String] {
+        var e = base.merging(extra) { $1 }
         e["BYOK_TEST_FORWARD_TO"] = realModule
         if lieOAEPSHA1 { e["BYOK_TEST_LIE_OAEP_SHA1"] = "1" }
         if let lieFile { e["BYOK_TEST_LIE_FILE"] = lieFile }

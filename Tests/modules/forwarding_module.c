@@ -43,6 +43,17 @@
  *                            ignored. When C_Finalize is among them, unloading the
  *                            library finalizes a real module still initialised, so
  *                            the process can initialise it again.
+ *   BYOK_TEST_INITIALIZE_RV  A CKR_ name or number: C_Initialize returns it at once,
+ *                            without loading the real module (a module whose slot
+ *                            daemon is not running answers CKR_HOST_MEMORY).
+ *   BYOK_TEST_HIDE_MECHANISMS  Mechanism numbers (decimal or 0x hex, separated by
+ *                            spaces or commas) the token seems not to have: left out
+ *                            of C_GetMechanismList, CKR_MECHANISM_INVALID from
+ *                            C_GetMechanismInfo and from every call given one
+ *                            (C_*Init, C_GenerateKey(Pair), C_WrapKey, C_UnwrapKey).
+ *   BYOK_TEST_CLEAR_MECHANISM_FLAGS  MECHANISM:FLAGS pairs (numbers, e.g.
+ *                            "0x9:0x20000" clears CKF_WRAP of CKM_RSA_PKCS_OAEP):
+ *                            C_GetMechanismInfo reports the mechanism without them.
  *
  * FAULT FILE
  *   Read (under a mutex) at the start of every call except C_GetFunctionList,
@@ -61,6 +72,10 @@
  *                          forwarded, COUNT is decremented and the file rewritten
  *                          (temp file in the same directory + rename). A line whose
  *                          count reaches 0 is dropped.
+ *     TOKEN_FLAGS FLAGS    C_GetTokenInfo reports these flags (number) set, in
+ *                          addition to the real ones, while the line is there
+ *                          (it is never consumed): e.g. 0x20000 for
+ *                          CKF_USER_PIN_FINAL_TRY.
  *     CLOSE_ALL_SESSIONS   Calls the real module's C_CloseAllSessions on every slot
  *                          C_GetSlotList(CK_TRUE) reports, once; the line is dropped
  *                          and the current call then proceeds normally (it is
@@ -107,6 +122,12 @@ static char *g_lie_file;            /* BYOK_TEST_LIE_FILE: lie while it exists  
 static char *g_fault_file;          /* BYOK_TEST_FAULT_FILE, or NULL           */
 static char *g_wrap_log;            /* BYOK_TEST_WRAP_LOG, or NULL             */
 static pthread_mutex_t g_fault_lock = PTHREAD_MUTEX_INITIALIZER;
+#define MAX_LISTED 32
+static CK_MECHANISM_TYPE g_hidden[MAX_LISTED];       /* BYOK_TEST_HIDE_MECHANISMS */
+static size_t g_nhidden;
+static CK_MECHANISM_TYPE g_clear_mech[MAX_LISTED];   /* BYOK_TEST_CLEAR_MECHANISM_FLAGS */
+static CK_FLAGS g_clear_flags[MAX_LISTED];
+static size_t g_nclear;
 
 /* ------------------------------------------------------------------------- */
 /* Fault file                                                                */
@@ -137,6 +158,10 @@ static const struct {
     {"CKR_MECHANISM_INVALID", CKR_MECHANISM_INVALID},
     {"CKR_SESSION_COUNT", CKR_SESSION_COUNT},
     {"CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED},
+    {"CKR_ATTRIBUTE_VALUE_INVALID", CKR_ATTRIBUTE_VALUE_INVALID},
+    {"CKR_TEMPLATE_INCONSISTENT", CKR_TEMPLATE_INCONSISTENT},
+    {"CKR_FUNCTION_NOT_SUPPORTED", CKR_FUNCTION_NOT_SUPPORTED},
+    {"CKR_TOKEN_WRITE_PROTECTED", CKR_TOKEN_WRITE_PROTECTED},
 };
 
 /* "CKR_..." or a decimal / 0x-hex number. Returns 0 on success. */
@@ -387,6 +412,64 @@ out:
     return fail;
 }
 
+/* TOKEN_FLAGS lines of the fault file, ORed together (the lines stay). */
+static CK_FLAGS token_flags_from_file(void)
+{
+    CK_FLAGS flags = 0;
+    if (g_fault_file == NULL)
+        return 0;
+    pthread_mutex_lock(&g_fault_lock);
+    char *buf = read_file(g_fault_file);
+    pthread_mutex_unlock(&g_fault_lock);
+    if (buf == NULL)
+        return 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        char word[32];
+        unsigned long long v;
+        if (sscanf(line, " %31s %lli", word, &v) == 2 && strcmp(word, "TOKEN_FLAGS") == 0)
+            flags |= (CK_FLAGS)v;
+    }
+    free(buf);
+    return flags;
+}
+
+static int is_hidden(CK_MECHANISM_TYPE m)
+{
+    for (size_t i = 0; i < g_nhidden; i++)
+        if (g_hidden[i] == m)
+            return 1;
+    return 0;
+}
+
+/* Reads "N N N" or "M:F,M:F" (numbers, decimal or 0x hex) into the lists above. */
+static void read_mechanism_settings(void)
+{
+    g_nhidden = g_nclear = 0;
+    const char *hide = getenv("BYOK_TEST_HIDE_MECHANISMS");
+    if (hide != NULL) {
+        char *work = strdup(hide), *save = NULL;
+        for (char *t = work ? strtok_r(work, " ,", &save) : NULL; t != NULL && g_nhidden < MAX_LISTED;
+             t = strtok_r(NULL, " ,", &save))
+            g_hidden[g_nhidden++] = (CK_MECHANISM_TYPE)strtoull(t, NULL, 0);
+        free(work);
+    }
+    const char *clear = getenv("BYOK_TEST_CLEAR_MECHANISM_FLAGS");
+    if (clear != NULL) {
+        char *work = strdup(clear), *save = NULL;
+        for (char *t = work ? strtok_r(work, " ,", &save) : NULL; t != NULL && g_nclear < MAX_LISTED;
+             t = strtok_r(NULL, " ,", &save)) {
+            char *colon = strchr(t, ':');
+            if (colon == NULL)
+                continue;
+            *colon = '\0';
+            g_clear_mech[g_nclear] = (CK_MECHANISM_TYPE)strtoull(t, NULL, 0);
+            g_clear_flags[g_nclear++] = (CK_FLAGS)strtoull(colon + 1, NULL, 0);
+        }
+        free(work);
+    }
+}
+
 /* ------------------------------------------------------------------------- */
 /* Plain forwards                                                            */
 /* ------------------------------------------------------------------------- */
@@ -411,17 +494,91 @@ out:
         return g_real->name args;                    \
     }
 
+/* FORWARD, and CKR_MECHANISM_INVALID for a mechanism BYOK_TEST_HIDE_MECHANISMS names. */
+#define FORWARD_MECH(name, params, args, mech)                   \
+    static CK_RV fw_##name params                                \
+    {                                                            \
+        CK_RV fault_rv;                                          \
+        if (g_real == NULL)                                      \
+            return CKR_CRYPTOKI_NOT_INITIALIZED;                 \
+        if (fault_check(#name, &fault_rv))                       \
+            return fault_rv;                                     \
+        if ((mech) != NULL && is_hidden((mech)->mechanism))      \
+            return CKR_MECHANISM_INVALID;                        \
+        if (g_real->name == NULL)                                \
+            return CKR_FUNCTION_NOT_SUPPORTED;                   \
+        return g_real->name args;                                \
+    }
+
 /* General purpose, slots and tokens */
 FORWARD(C_GetInfo, (CK_INFO_PTR pInfo), (pInfo))
 FORWARD(C_GetSlotList, (CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount),
         (tokenPresent, pSlotList, pulCount))
 FORWARD(C_GetSlotInfo, (CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo), (slotID, pInfo))
-FORWARD(C_GetTokenInfo, (CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo), (slotID, pInfo))
-FORWARD(C_GetMechanismList,
-        (CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount),
-        (slotID, pMechanismList, pulCount))
-FORWARD(C_GetMechanismInfo, (CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo),
-        (slotID, type, pInfo))
+
+/* C_GetTokenInfo, C_GetMechanismList and C_GetMechanismInfo: forwarded, then changed as
+ * TOKEN_FLAGS, BYOK_TEST_HIDE_MECHANISMS and BYOK_TEST_CLEAR_MECHANISM_FLAGS say. */
+static CK_RV fw_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
+{
+    CK_RV fault_rv;
+    if (g_real == NULL)
+        return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (fault_check("C_GetTokenInfo", &fault_rv))
+        return fault_rv;
+    CK_RV rv = g_real->C_GetTokenInfo(slotID, pInfo);
+    if (rv == CKR_OK && pInfo != NULL)
+        pInfo->flags |= token_flags_from_file();
+    return rv;
+}
+
+static CK_RV fw_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount)
+{
+    CK_RV fault_rv;
+    if (g_real == NULL)
+        return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (fault_check("C_GetMechanismList", &fault_rv))
+        return fault_rv;
+    if (g_nhidden == 0 || pulCount == NULL)
+        return g_real->C_GetMechanismList(slotID, pMechanismList, pulCount);
+    CK_ULONG n = 0;
+    CK_RV rv = g_real->C_GetMechanismList(slotID, NULL, &n);
+    if (rv != CKR_OK)
+        return rv;
+    CK_MECHANISM_TYPE *all = calloc(n ? n : 1, sizeof *all);
+    if (all == NULL)
+        return CKR_HOST_MEMORY;
+    rv = g_real->C_GetMechanismList(slotID, all, &n);
+    CK_ULONG kept = 0;
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++)
+        if (!is_hidden(all[i]))
+            all[kept++] = all[i];
+    if (rv == CKR_OK && pMechanismList != NULL) {
+        if (*pulCount < kept)
+            rv = CKR_BUFFER_TOO_SMALL;
+        else
+            memcpy(pMechanismList, all, kept * sizeof *all);
+    }
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
+        *pulCount = kept;
+    free(all);
+    return rv;
+}
+
+static CK_RV fw_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
+{
+    CK_RV fault_rv;
+    if (g_real == NULL)
+        return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (fault_check("C_GetMechanismInfo", &fault_rv))
+        return fault_rv;
+    if (is_hidden(type))
+        return CKR_MECHANISM_INVALID;
+    CK_RV rv = g_real->C_GetMechanismInfo(slotID, type, pInfo);
+    for (size_t i = 0; rv == CKR_OK && pInfo != NULL && i < g_nclear; i++)
+        if (g_clear_mech[i] == type)
+            pInfo->flags &= ~g_clear_flags[i];
+    return rv;
+}
 FORWARD(C_InitToken,
         (CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel),
         (slotID, pPin, ulPinLen, pLabel))
@@ -483,8 +640,8 @@ FORWARD(C_FindObjects,
 FORWARD(C_FindObjectsFinal, (CK_SESSION_HANDLE hSession), (hSession))
 
 /* Encryption */
-FORWARD(C_EncryptInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
-        (hSession, pMechanism, hKey))
+FORWARD_MECH(C_EncryptInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
+             (hSession, pMechanism, hKey), pMechanism)
 FORWARD(C_Encrypt,
         (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData,
          CK_ULONG_PTR pulEncryptedDataLen),
@@ -498,8 +655,8 @@ FORWARD(C_EncryptFinal,
         (hSession, pLastEncryptedPart, pulLastEncryptedPartLen))
 
 /* Decryption */
-FORWARD(C_DecryptInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
-        (hSession, pMechanism, hKey))
+FORWARD_MECH(C_DecryptInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
+             (hSession, pMechanism, hKey), pMechanism)
 FORWARD(C_Decrypt,
         (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen,
          CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen),
@@ -524,8 +681,8 @@ FORWARD(C_DigestFinal, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULON
         (hSession, pDigest, pulDigestLen))
 
 /* Signing and MACing */
-FORWARD(C_SignInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
-        (hSession, pMechanism, hKey))
+FORWARD_MECH(C_SignInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
+             (hSession, pMechanism, hKey), pMechanism)
 FORWARD(C_Sign,
         (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
          CK_ULONG_PTR pulSignatureLen),
@@ -543,8 +700,8 @@ FORWARD(C_SignRecover,
         (hSession, pData, ulDataLen, pSignature, pulSignatureLen))
 
 /* Verifying signatures and MACs */
-FORWARD(C_VerifyInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
-        (hSession, pMechanism, hKey))
+FORWARD_MECH(C_VerifyInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey),
+             (hSession, pMechanism, hKey), pMechanism)
 FORWARD(C_Verify,
         (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
          CK_ULONG ulSignatureLen),
@@ -580,23 +737,23 @@ FORWARD(C_DecryptVerifyUpdate,
         (hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen))
 
 /* Key management (C_WrapKey is below: it may lie) */
-FORWARD(C_GenerateKey,
+FORWARD_MECH(C_GenerateKey,
         (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate,
          CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey),
-        (hSession, pMechanism, pTemplate, ulCount, phKey))
-FORWARD(C_GenerateKeyPair,
+        (hSession, pMechanism, pTemplate, ulCount, phKey), pMechanism)
+FORWARD_MECH(C_GenerateKeyPair,
         (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate,
          CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate,
          CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey,
          CK_OBJECT_HANDLE_PTR phPrivateKey),
         (hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate,
-         ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey))
-FORWARD(C_UnwrapKey,
+         ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey), pMechanism)
+FORWARD_MECH(C_UnwrapKey,
         (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey,
          CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
          CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey),
         (hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate,
-         ulAttributeCount, phKey))
+         ulAttributeCount, phKey), pMechanism)
 FORWARD(C_DeriveKey,
         (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey,
          CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey),
@@ -627,6 +784,8 @@ static CK_RV fw_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
         return fault_rv;
     if (g_real->C_WrapKey == NULL)
         return CKR_FUNCTION_NOT_SUPPORTED;
+    if (pMechanism != NULL && is_hidden(pMechanism->mechanism))
+        return CKR_MECHANISM_INVALID;
     if (g_wrap_log != NULL) {
         FILE *f = fopen(g_wrap_log, "a");
         if (f != NULL) {
@@ -688,6 +847,12 @@ static CK_RV fw_C_Initialize(CK_VOID_PTR pInitArgs)
 {
     if (g_real != NULL) /* already loaded: let the real module answer (ALREADY_INITIALIZED) */
         return g_real->C_Initialize(pInitArgs);
+
+    const char *init_rv = getenv("BYOK_TEST_INITIALIZE_RV");
+    CK_RV forced;
+    if (init_rv != NULL && init_rv[0] != '\0' && parse_rv(init_rv, &forced) == 0)
+        return forced;
+    read_mechanism_settings();
 
     const char *path = getenv("BYOK_TEST_FORWARD_TO");
     if (path == NULL || path[0] == '\0') {

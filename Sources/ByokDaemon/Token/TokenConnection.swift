@@ -33,10 +33,13 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
             throw ByokError(.tokenUnavailable, "no PKCS#11 module configured; give --module PATH|NAME (or use --dev for a SoftHSM dev token)")
         }
         do {
-            module = try Module(source, initArgs: config.initArgs)
+            module = try Module(source, initArgs: config.initArgs, functionListSymbol: config.functionListSymbol)
+        } catch let e as PKCS11Error {
+            throw ByokError(TokenErrors.code(for: e), "cannot load the PKCS#11 module \(source): \(TokenErrors.explain(e))")
         } catch {
             throw ByokError(.tokenUnavailable, "cannot load the PKCS#11 module \(source): \(error)")
         }
+        try FIPSMode.checkNSSDatabase(config: config, module: module)
         moduleDescription = (try? module.info()).map { "\($0.description) (\($0.manufacturer)) \($0.version)" } ?? source
         pool = SessionPool()
         state = .lost(reason: "not connected yet")
@@ -45,32 +48,67 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
 
     var current: State { lock.withLock { state } }
 
+    /// The slot in use and why it was chosen (for `status`), once connected.
+    private var chosen: (slot: Slot, reason: String)?
+    var selection: (slot: Slot, reason: String)? { lock.withLock { chosen } }
+
     /// Selects the token, opens the session pool and logs in.
     private func connect() throws {
         let selector: TokenSelector
         do { selector = try TokenSelector(config.token) } catch { throw ByokError(.badRequest, "\(error)") }
-        let (slot, info): (Slot, TokenInfo)
-        do { (slot, info) = try selector.select(in: module) } catch {
+        let choice: TokenSelector.Selection
+        do { choice = try selector.choose(in: module) } catch let e as PKCS11Error {
+            throw ByokError(TokenErrors.code(for: e), "\(e.returnValue == nil ? "\(e)" : TokenErrors.explain(e))")
+        } catch {
             throw ByokError(.tokenUnavailable, "\(error)")
         }
+        let (slot, info) = (choice.slot, choice.token)
         var sessions: [Session] = []
         do {
             for _ in 0..<config.resolvedSessions { sessions.append(try slot.openSession()) }
         } catch {
             throw ByokError(.tokenUnavailable, "cannot open sessions on token \"\(info.label)\": \(error)")
         }
-        if info.loginRequired { try logIn(sessions[0], token: info) }
+        if info.loginRequired { try logIn(sessions[0], token: info, fresh: try? slot.tokenInfo()) }
         onConnect()
-        lock.withLock { state = .connected(info) }
+        lock.withLock { state = .connected(info); chosen = (slot, choice.reason) }
         pool.fill(sessions)
-        logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)"])
+        logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)",
+                                              "entryPoint": "\(module.entryPoint)", "chosen": "\(choice.reason)"])
+    }
+
+    /// Refuses to log in when the token says the PIN is locked, or — unless `allowFinalPinTry` is
+    /// set — that one more wrong PIN locks it: byokd never spends the last attempt by itself.
+    private func checkPINFlags(_ token: TokenInfo) throws {
+        if token.userPINLocked {
+            throw ByokError(.tokenLoginFailed, "token \"\(token.label)\" says its user PIN is locked (CKF_USER_PIN_LOCKED), so byokd did not try to log in; the token's security officer must unlock or reset it")
+        }
+        if token.userPINFinalTry && config.allowFinalPinTry != true {
+            throw ByokError(.tokenLoginFailed, "token \"\(token.label)\" says one more wrong PIN locks it (CKF_USER_PIN_FINAL_TRY), so byokd did not try to log in: make sure the PIN file is right, then start byokd once with --allow-final-pin-try (setting \"allowFinalPinTry\": true) to make that attempt")
+        }
+    }
+
+    /// Closes the sessions and finalizes the module (at shutdown, on the caller's thread).
+    func close() {
+        pool.drain()
+        lock.withLock { state = .lost(reason: "byokd is stopping") }
+        module.finalize()
+    }
+
+    /// C_GetTokenInfo now, for flags that change (PIN counters); nil when the token does not answer.
+    func liveTokenInfo() -> TokenInfo? {
+        guard let slot = selection?.slot else { return nil }
+        return try? slot.tokenInfo()
     }
 
     /// C_Login as the user, with the PIN read afresh (and wiped after).
-    private func logIn(_ session: Session, token info: TokenInfo) throws {
+    /// C_Login as the user: the PIN file read and checked first (a malformed one is refused before
+    /// any C_Login), the token's PIN flags respected, the PIN wiped after.
+    private func logIn(_ session: Session, token info: TokenInfo, fresh: TokenInfo? = nil) throws {
         let pin = try loadPIN()
+        try checkPINFlags(fresh ?? info)
         do { try session.login(pin) } catch let e as PKCS11Error {
-            throw ByokError(.tokenLoginFailed, "cannot log in to token \"\(info.label)\": \(TokenErrors.explain(e))")
+            throw ByokError(TokenErrors.code(for: e), "cannot log in to token \"\(info.label)\": \(TokenErrors.explain(e))")
         }
     }
 

@@ -49,10 +49,16 @@ public final class TokenService: Sendable {
         case .connected(let t): token = t
         case .lost(let reason): error = reason
         }
+        // Flags are read now: PIN counters change between requests.
+        let live = token != nil ? connection.liveTokenInfo() ?? token : nil
+        let selection = connection.selection
         var status = StatusResponse(version: ByokVersion.current, module: connection.module.path, moduleDescription: connection.moduleDescription,
-                                    token: token.map { .init(label: $0.label, serial: $0.serial, model: $0.model, manufacturer: $0.manufacturer) },
-                                    tokenAvailable: token != nil, tokenError: error, algorithms: algorithms,
-                                    selfTestAt: verdicts.map { Timestamp.string($0.at) })
+                              token: token.map { .init(label: $0.label, serial: $0.serial, model: $0.model, manufacturer: $0.manufacturer) },
+                              tokenAvailable: token != nil, tokenError: error, algorithms: algorithms,
+                              selfTestAt: verdicts.map { Timestamp.string($0.at) },
+                              moduleEntryPoint: connection.module.entryPoint.description,
+                              tokenFlags: live?.flagNames, tokenNotes: live.map(TokenNotes.notes), tokenSelection: selection?.reason,
+                              fips: token.flatMap { FIPSMode.status(module: connection.module, token: $0, slot: try? selection?.slot.slotInfo()) })
         status.trustedWrapping = trustCheck.withLock { $0 }.map { $0.enforced ? $0.finding : "not enforced: \($0.finding)" } ?? "off"
         return status
     }
@@ -81,6 +87,13 @@ public final class TokenService: Sendable {
                 logger.error("the mechanism self-test could not run; no algorithm is enabled", metadata: ["error": "\(error)"])
             }
         }.start()
+    }
+
+    /// At shutdown, once no request is in flight: lets a self-test in progress finish, then closes
+    /// the sessions and finalizes the module on the caller's thread.
+    public func shutdown() {
+        _ = selfTest.settled(timeout: 30)
+        connection.close()
     }
 
     /// `POST /v1/selftest`: every wrapping algorithm tried on the token with throwaway keys.
@@ -113,19 +126,32 @@ public final class TokenService: Sendable {
     }
 
     /// `POST /v1/keys`: a key generated on the token, sensitive and extractable.
+    /// A spec no algorithm that passed the self-test can export is refused before the token is
+    /// touched, unless the request allows it (the answer then says so in `warnings`).
     public func generate(_ request: GenerateRequest) throws -> KeyInfo {
         let spec = try KeySpec(named: request.spec)
+        var warnings: [String] = []
+        if let problem = selfTest.exportProblem(for: spec) {
+            guard request.allowUnexportable == true else {
+                throw ByokError(.tokenLacksAlgorithm, "\(problem). byokd makes no key that can never leave the token for AWS KMS; to make it anyway (for another use), pass --allow-unexportable")
+            }
+            warnings.append("made with --allow-unexportable although \(problem)")
+        }
         return try TokenErrors.guarded("keys generate") {
             try withSession { session, token in
                 let store = KeyStore(session: session, token: token)
                 let key: TokenKey
                 do { key = try store.generate(label: request.label, spec: spec, wrapWithTrusted: connection.config.resolvedTrustedWrapping) } catch let e as PKCS11Error
-                    where [.curveNotSupported, .keySizeRange, .mechanismInvalid, .domainParamsInvalid].contains(e.returnValue) {
+                    where TokenErrors.code(for: e) == .tokenLacksAlgorithm {
                     // CKR_DOMAIN_PARAMS_INVALID is what NSS answers for secp256k1.
                     throw ByokError(.tokenLacksAlgorithm, "token \"\(token.label)\" (\(token.model)) cannot generate \(spec.rawValue) keys: \(TokenErrors.explain(e))")
                 }
-                logger.info("generated key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)"])
-                return store.info(key)
+                var info = store.info(key)
+                if !warnings.isEmpty { info.warnings = warnings }
+                logger.info("generated key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
+                                                        "fingerprint": "\(info.fingerprint ?? info.noFingerprint ?? "-")"])
+                if !warnings.isEmpty { logger.warning("generated a key no passed algorithm can export", metadata: ["label": "\(Display.escaped(key.label))", "spec": "\(spec.rawValue)"]) }
+                return info
             }
         }
     }
@@ -321,23 +347,10 @@ public final class TokenService: Sendable {
                             importToken: Data(params.importToken).base64EncodedString())
     }
 
-    /// How this token does `algorithm`, from the self-test; refused with the reason if it cannot.
+    /// How this token does `algorithm`, from the self-test; refused with the reason and the next
+    /// step if it cannot (`SelfTestVerdicts.route`).
     func route(for algorithm: WrappingAlgorithm, token: TokenInfo) throws -> WrapRoute {
-        // Requests that arrive while the self-test runs wait for its verdicts.
-        let verdicts = selfTest.settled()?.byAlgorithm ?? [:]
-        guard let verdict = verdicts[algorithm] else {
-            throw ByokError(.tokenLacksAlgorithm, "\(algorithm.rawValue) has not passed the mechanism self-test on token \"\(token.label)\"; run `byokctl selftest`")
-        }
-        if verdict.state == .passed, let r = verdict.route { return r }
-        let finding = verdict.state == .failed ? "the mechanism self-test caught it producing a wrong result" : "the mechanism self-test found it unsupported"
-        var message = "token \"\(token.label)\" (\(token.model)) cannot wrap with \(algorithm.rawValue): \(finding) (\(verdict.reason ?? "no reason given"))"
-        let sibling: WrappingAlgorithm? = [.RSAES_OAEP_SHA_256: .RSAES_OAEP_SHA_1, .RSA_AES_KEY_WRAP_SHA_256: .RSA_AES_KEY_WRAP_SHA_1][algorithm]
-        if let sibling, verdicts[sibling]?.state == .passed {
-            message += "; this token supports \(algorithm.isHybrid ? "RSA_AES_KEY_WRAP" : "OAEP") only with SHA-1; use \(sibling.rawValue) or another token"
-        } else {
-            message += "; use another algorithm (`byokctl status` lists those that passed) or another token"
-        }
-        throw ByokError(.tokenLacksAlgorithm, message)
+        try selfTest.route(for: algorithm, token: token)
     }
 
     /// The algorithms that passed the self-test.
