@@ -125,7 +125,7 @@ public struct RSAPublicKey: Sendable {
 
 /// A throwaway RSA key pair made in software, playing "AWS" in the self-test: its public half goes
 /// to the token, and what the token wraps is unwrapped here and compared.
-public final class SoftwareRSAKeyPair: @unchecked Sendable {
+public final class SoftwareRSAKeyPair: @unchecked Sendable {  // an OpenSSL EVP_PKEY, never changed after creation
     private let key: OpaquePointer
     public let publicKey: RSAPublicKey
 

@@ -5,7 +5,7 @@ import PKCS11
 /// A throwaway private key made in software for the self-test. Its PKCS#8 is known here, so a wrap
 /// of it made on the token can be unwrapped in software and checked byte for byte — which is how
 /// byokd proves a route byte-exact without ever reading a key's CKA_VALUE. No customer key is one.
-public final class SoftwarePrivateKey: @unchecked Sendable {
+public final class SoftwarePrivateKey: @unchecked Sendable {  // an OpenSSL EVP_PKEY, never changed after creation
     public enum Kind: Sendable, Equatable, CustomStringConvertible {
         case rsa(bits: Int)
         /// OpenSSL's curve name, e.g. "P-256".

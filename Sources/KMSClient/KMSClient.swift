@@ -16,7 +16,7 @@ public struct KMSError: Error, CustomStringConvertible, Sendable {
 
 /// A small client for the AWS KMS JSON protocol over HTTPS (libcurl), signed with SigV4.
 /// Retries throttling and 5xx answers (and nothing else) with jittered exponential backoff.
-public final class KMSClient: @unchecked Sendable {
+public final class KMSClient: @unchecked Sendable {  // immutable configuration; each call makes its own curl handle
     public let config: KMSConfiguration
     public var now: () -> Date = Date.init
 

@@ -6,7 +6,7 @@ import Foundation
 /// The module is finalised (`C_Finalize`) and unloaded when the last reference goes away.
 /// It is initialised with `CKF_OS_LOCKING_OK`, so it may be used from several threads; sessions
 /// are not shared between threads (see `Session`).
-public final class Module: @unchecked Sendable {
+public final class Module: @unchecked Sendable {  // a C function list fixed at load; the module is initialised with CKF_OS_LOCKING_OK
     /// Where the module came from: a file path or the name p11-kit registers it under.
     public let source: String
     /// The shared object actually loaded.

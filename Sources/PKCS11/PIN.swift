@@ -10,7 +10,7 @@ import Posix
 /// around it (a second newline, a trailing space or tab, a line break or NUL inside) is refused
 /// when the file is read, before any `C_Login`: sent to the token, it would be a wrong PIN and
 /// spend one of the token's login attempts.
-public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @unchecked Sendable {
+public final class PIN: CustomStringConvertible, CustomDebugStringConvertible, @unchecked Sendable {  // a raw buffer it owns and wipes; used by one login at a time
     private var buffer: UnsafeMutableBufferPointer<UInt8>
     private var length: Int
 

@@ -11,7 +11,9 @@ public struct ObjectHandle: RawRepresentable, Hashable, Sendable {
 /// An open session (`C_OpenSession`), closed (`C_CloseSession`) when released.
 ///
 /// A session is never shared between concurrent tasks: it is owned by a pool or a single caller.
-public final class Session: @unchecked Sendable {
+/// Like rust-cryptoki's `Session` (Send, not Sync), it is not `Sendable`: the compiler refuses to
+/// hand one to another task; a pool lends it for the length of a closure.
+public final class Session {
     public let module: Module
     public let slot: Slot
     let handle: CK_SESSION_HANDLE
@@ -101,3 +103,6 @@ public final class Session: @unchecked Sendable {
         throw PKCS11Error.call(function: function, rv: ReturnValue(rv))
     }
 }
+
+@available(*, unavailable, message: "a Session is lent by its pool for one closure; it never crosses to another task")
+extension Session: Sendable {}

@@ -1,7 +1,7 @@
 import CPKCS11
 
 /// A slot of a module (`CK_SLOT_ID`) and the token in it.
-public struct Slot: @unchecked Sendable {
+public struct Slot: Sendable {
     public let module: Module
     public let id: UInt
 

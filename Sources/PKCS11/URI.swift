@@ -1,7 +1,7 @@
 import CPKCS11
 
 /// An RFC 7512 `pkcs11:` URI, parsed by p11-kit (`p11_kit_uri_parse`).
-public final class PKCS11URI: @unchecked Sendable, CustomStringConvertible {
+public final class PKCS11URI: @unchecked Sendable, CustomStringConvertible {  // a p11-kit P11KitUri, only read after parsing
     private let uri: OpaquePointer
     public let description: String
 
@@ -66,7 +66,7 @@ public enum TokenSelector: Sendable, CustomStringConvertible {
     }
 
     /// The token chosen, and why, in words for the log and `status`.
-    public struct Selection: @unchecked Sendable {
+    public struct Selection: Sendable {
         public let slot: Slot
         public let token: TokenInfo
         public let reason: String

@@ -42,8 +42,8 @@ struct Replay {
             for (path, name) in files {
                 guard let d = FileManager.default.contents(atPath: path) else { continue }
                 FileHandle.standardError.write(Data("running \(name)\n".utf8))
-                print("\(name): \(FuzzTargets.run(Array(d)))")
-                fflush(stdout)
+                // Written at once (not buffered), so a crash on the next input still shows this one's line.
+                FileHandle.standardOutput.write(Data("\(name): \(FuzzTargets.run(Array(d)))\n".utf8))
                 count += 1
             }
         }

@@ -1,10 +1,11 @@
 import ByokAPI
 import Foundation
+import Synchronization
 
 /// Requests held for a second person (the two-person rule): the typed request, who asked, and,
 /// once a second operator approved and it ran, its typed outcome for the requester to collect.
 /// In memory: a restart drops them, and each drop is a request the operator simply makes again.
-final class Approvals: @unchecked Sendable {  // every field behind `lock`
+final class Approvals: Sendable {
     /// What the second person must do.
     enum Needs: String, Sendable {
         /// An operator's `byokctl approve` (the two-person rule).
@@ -33,8 +34,7 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
         var operation: Operation { request.operation }
     }
 
-    private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
+    private let entries = Mutex<[String: Entry]>([:])
     let timeout: Double
 
     init(timeout: Double) { self.timeout = timeout }
@@ -45,13 +45,13 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
         let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let e = Entry(id: id, request: request, plan: plan, needs: needs, requester: requester, created: now,
                       expires: now.addingTimeInterval(timeout), summary: Self.summary(request, plan: plan), state: .waiting)
-        lock.withLock { entries[id] = e }
+        entries.withLock { $0[id] = e }
         return e
     }
 
     /// Marks waiting entries past their time as expired and returns them (each once).
     func expire(now: Date = Date()) -> [Entry] {
-        lock.withLock {
+        entries.withLock { entries in
             var out: [Entry] = []
             for (id, e) in entries {
                 if case .waiting = e.state, e.expires <= now {
@@ -64,16 +64,16 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
     }
 
     func waiting() -> [Entry] {
-        lock.withLock {
+        entries.withLock { entries in
             entries.values.filter { if case .waiting = $0.state { return true }; return false }.sorted { $0.created < $1.created }
         }
     }
 
-    func get(_ id: String) -> Entry? { lock.withLock { entries[id] } }
+    func get(_ id: String) -> Entry? { entries.withLock { $0[id] } }
 
     /// Moves a waiting entry to running; nil if it is not waiting (approved already, expired, unknown).
     func claim(_ id: String, now: Date = Date()) -> Entry? {
-        lock.withLock {
+        entries.withLock { entries in
             guard let e = entries[id], case .waiting = e.state, e.expires > now else { return nil }
             entries[id]!.state = .running
             return e
@@ -82,10 +82,10 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
 
     /// Records the outcome of an approved request, for its requester to collect.
     func finish(_ id: String, _ result: Result<Outcome, ByokError>) {
-        lock.withLock { entries[id]?.state = .done(result) }
+        entries.withLock { $0[id]?.state = .done(result) }
     }
 
-    func remove(_ id: String) { lock.withLock { entries[id] = nil } }
+    func remove(_ id: String) { entries.withLock { $0[id] = nil } }
 
     /// The entry as the second person sees it: what exactly they are approving, escaped.
     static func describe(_ e: Entry) -> PendingRequest {

@@ -2,14 +2,14 @@ import ByokAPI
 import Foundation
 import KMSClient
 import Logging
+import Synchronization
 
 /// The AWS KMS client, configured from byokd's environment (credentials, Region, endpoint) on
 /// first use and kept; KMS errors become ByokErrors with stable codes.
-final class KMSClientCache: @unchecked Sendable {  // `client` behind `lock`
+final class KMSClientCache: Sendable {
     private let config: Configuration
     private let logger: Logger
-    private let lock = NSLock()
-    private var client: KMSClient?
+    private let client = Mutex<KMSClient?>(nil)
 
     init(config: Configuration, logger: Logger) {
         self.config = config
@@ -23,7 +23,7 @@ final class KMSClientCache: @unchecked Sendable {  // `client` behind `lock`
     }
 
     private func configured() throws -> KMSClient {
-        try lock.withLock {
+        try client.withLock { client in
             if let client { return client }
             do {
                 var cfg = try KMSConfiguration.resolve()

@@ -2,14 +2,15 @@ import BYOK
 import ByokAPI
 import Foundation
 import PKCS11
+import Synchronization
 
 /// Token keys by the reference a request names (label or URI), so a wrap does not read the key's
 /// attributes and compute its check value every time. The token is still searched on every use:
 /// the reference must name exactly one key (KEY_AMBIGUOUS otherwise, cached or not), and a cached
 /// entry is used only for the very object that search finds; once a second, one
 /// C_GetAttributeValue confirms the handle still holds that object's label, id and class.
-final class KeyCache: @unchecked Sendable {  // `entries` behind `lock`
-    private struct Entry {
+final class KeyCache: Sendable {
+    private struct Entry: Sendable {
         let key: TokenKey
         let info: KeyInfo
         var checked: Date
@@ -19,30 +20,29 @@ final class KeyCache: @unchecked Sendable {  // `entries` behind `lock`
     static let recheckInterval: TimeInterval = 1
     private static let capacity = 256
 
-    private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
+    private let entries = Mutex<[String: Entry]>([:])
 
     /// The one key `reference` names, its description from the cache when it is the same object.
     func key(_ reference: String, store: KeyStore, now: Date = Date()) throws -> (TokenKey, KeyInfo) {
         let handle = try store.handle(of: reference)
-        if let hit = lock.withLock({ entries[reference] }), hit.key.handle == handle {
+        if let hit = entries.withLock({ $0[reference] }), hit.key.handle == handle {
             if now.timeIntervalSince(hit.checked) < Self.recheckInterval { return (hit.key, hit.info) }
             if let v = try? store.session.attributes(handle, [.label, .id, .class]),
                v.string(.label) == hit.key.label, (v[.id] ?? []) == hit.key.id, v.objectClass == hit.key.objectClass {
-                lock.withLock { entries[reference]?.checked = now }
+                entries.withLock { $0[reference]?.checked = now }
                 return (hit.key, hit.info)
             }
         }
         let key = try store.load(handle)
         let info = store.info(key)
-        lock.withLock {
-            if entries.count >= Self.capacity { entries.removeAll() }
-            entries[reference] = Entry(key: key, info: info, checked: now)
+        entries.withLock {
+            if $0.count >= Self.capacity { $0.removeAll() }
+            $0[reference] = Entry(key: key, info: info, checked: now)
         }
         return (key, info)
     }
 
-    func forget(_ reference: String) { lock.withLock { entries[reference] = nil } }
+    func forget(_ reference: String) { entries.withLock { $0[reference] = nil } }
 
-    func removeAll() { lock.withLock { entries.removeAll() } }
+    func removeAll() { entries.withLock { $0.removeAll() } }
 }

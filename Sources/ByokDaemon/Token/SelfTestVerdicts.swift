@@ -6,7 +6,7 @@ import PKCS11
 /// The mechanism self-test's state, one value with one owner: not run yet, running (with the
 /// previous verdicts, if any), or finished with a verdict per algorithm. Wraps that arrive while
 /// it runs wait for it.
-final class SelfTestVerdicts: @unchecked Sendable {  // `state` behind `condition`
+final class SelfTestVerdicts: @unchecked Sendable {  // `state` behind an NSCondition (waiters need a condition variable, which Mutex lacks)
     struct Verdicts: Sendable {
         let byAlgorithm: [WrappingAlgorithm: AlgorithmStatus]
         let at: Date

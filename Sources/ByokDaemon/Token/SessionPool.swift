@@ -4,7 +4,7 @@ import PKCS11
 
 /// A fixed set of sessions on one token, one per worker. A caller borrows a session for a whole
 /// request and gives it back; a session is never used by two requests at once.
-final class SessionPool: @unchecked Sendable {
+final class SessionPool: @unchecked Sendable {  // sessions (not Sendable) behind an NSCondition: lent to one borrower at a time
     private let lock = NSCondition()
     private var idle: [Session] = []
     /// How many sessions the current generation has (idle or borrowed).

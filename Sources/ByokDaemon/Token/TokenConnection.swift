@@ -3,10 +3,11 @@ import ByokAPI
 import Foundation
 import Logging
 import PKCS11
+import Synchronization
 
 /// The daemon's one connection to the HSM: the module, the selected token, and the pool of
 /// logged-in sessions. Its state is one value: connected to a token, or lost with the reason.
-final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `module` is used through sessions only
+final class TokenConnection: Sendable {
     enum State: Sendable {
         case connected(TokenInfo)
         /// The token stopped answering (removed, logged out, sessions gone); the next request
@@ -19,9 +20,10 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
     let module: Module
     let moduleDescription: String
     private let pool: SessionPool
-    private let lock = NSLock()
-    private var state: State
-    private let reconnectLock = NSLock()
+    /// The connection's state, and the slot chosen with the reason, changed together.
+    private let guarded = Mutex<(state: State, chosen: (slot: Slot, reason: String)?)>((.lost(reason: "not connected yet"), nil))
+    /// One reconnect at a time.
+    private let reconnecting = Mutex<Void>(())
     /// Called after every (re)connect: caches of handles made in the old sessions are void.
     private let onConnect: @Sendable () -> Void
 
@@ -42,15 +44,13 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
         try FIPSMode.checkNSSDatabase(config: config, module: module)
         moduleDescription = (try? module.info()).map { "\($0.description) (\($0.manufacturer)) \($0.version)" } ?? source
         pool = SessionPool()
-        state = .lost(reason: "not connected yet")
         try connect()
     }
 
-    var current: State { lock.withLock { state } }
+    var current: State { guarded.withLock { $0.state } }
 
     /// The slot in use and why it was chosen (for `status`), once connected.
-    private var chosen: (slot: Slot, reason: String)?
-    var selection: (slot: Slot, reason: String)? { lock.withLock { chosen } }
+    var selection: (slot: Slot, reason: String)? { guarded.withLock { $0.chosen } }
 
     /// Selects the token, opens the session pool and logs in.
     private func connect() throws {
@@ -71,7 +71,7 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
         }
         if info.loginRequired { try logIn(sessions[0], token: info, fresh: try? slot.tokenInfo()) }
         onConnect()
-        lock.withLock { state = .connected(info); chosen = (slot, choice.reason) }
+        guarded.withLock { $0 = (.connected(info), (slot, choice.reason)) }
         pool.fill(sessions)
         logger.info("token ready", metadata: ["token": "\(info.label)", "serial": "\(info.serial)", "model": "\(info.model)", "sessions": "\(sessions.count)",
                                               "entryPoint": "\(module.entryPoint)", "chosen": "\(choice.reason)"])
@@ -91,7 +91,7 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
     /// Closes the sessions and finalizes the module (at shutdown, on the caller's thread).
     func close() {
         pool.drain()
-        lock.withLock { state = .lost(reason: "byokd is stopping") }
+        guarded.withLock { $0.state = .lost(reason: "byokd is stopping") }
         module.finalize()
     }
 
@@ -126,7 +126,7 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
                     if token.loginRequired { try logIn(session, token: token) }
                     onConnect()
                 } catch {
-                    lock.withLock { state = .lost(reason: "\(error)") }
+                    guarded.withLock { $0.state = .lost(reason: "\(error)") }
                     logger.error("could not log the user in again after the Security Officer step", metadata: ["error": "\(error)"])
                 }
             }
@@ -153,14 +153,14 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
     @discardableResult
     func connectedToken() throws -> TokenInfo {
         if case .connected(let info) = current { return info }
-        return try reconnectLock.withLock {
+        return try reconnecting.withLock { _ in
             if case .connected(let info) = current { return info }
             pool.drain()
             do {
                 try connect()
                 logger.notice("token reconnected")
             } catch {
-                lock.withLock { state = .lost(reason: "\(error)") }
+                guarded.withLock { $0.state = .lost(reason: "\(error)") }
                 throw ByokError(.tokenUnavailable, "the token is unavailable: \(error)")
             }
             guard case .connected(let info) = current else { throw ByokError(.tokenUnavailable, "the token is unavailable") }
@@ -185,7 +185,7 @@ final class TokenConnection: @unchecked Sendable {  // `state` behind `lock`; `m
         return try pool.borrow { session in
             do { return try body(session, token) } catch let e as PKCS11Error {
                 if let rv = e.returnValue, rv.meansSessionLost {
-                    lock.withLock { state = .lost(reason: "\(e)") }
+                    guarded.withLock { $0.state = .lost(reason: "\(e)") }
                     pool.drain()
                     logger.warning("token lost; reconnecting on the next request", metadata: ["error": "\(e)"])
                 }
