@@ -29,6 +29,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case keyAmbiguous = "KEY_AMBIGUOUS"
     case keyExists = "KEY_EXISTS"
     case keyNotImportable = "KEY_NOT_IMPORTABLE"
+    /// The key is byokd's own (its audit MAC key): never wrapped, imported or listed as importable.
+    case keyReserved = "KEY_RESERVED"
     case outputExists = "OUTPUT_EXISTS"
     case outputUnwritable = "OUTPUT_UNWRITABLE"
     case inputUnreadable = "INPUT_UNREADABLE"
@@ -41,6 +43,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tokenLacksAlgorithm = "TOKEN_LACKS_ALGORITHM"
     case keyNotExtractable = "KEY_NOT_EXTRACTABLE"
     case busy = "BUSY"
+    /// The caller's user holds `maxConnectionsPerUser` connections already.
+    case connectionLimit = "CONNECTION_LIMIT"
+    /// Too many requests wait for approval (`maxPendingApprovalsPerUser`, `maxPendingApprovals`).
+    case pendingLimit = "PENDING_LIMIT"
     // AWS KMS (exit 6; access denied is exit 4)
     case kmsNotConfigured = "KMS_NOT_CONFIGURED"
     case kmsUnreachable = "KMS_UNREACHABLE"
@@ -59,18 +65,21 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     // The daemon cannot be reached (exit 5)
     case daemonUnreachable = "DAEMON_UNREACHABLE"
     // Anything else (exit 1)
+    /// byokd could not write (or sync) its audit log, e.g. a full disk: nothing was done, or the
+    /// answer was withheld.
+    case auditLogFailed = "AUDIT_LOG_FAILED"
     case `internal` = "INTERNAL"
 
     public enum Category: Sendable { case input, token, denied, unreachable, kms, other }
 
     public var category: Category {
         switch self {
-        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy: .token
+        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy, .connectionLimit, .pendingLimit: .token
         case .denied, .approvalExpired, .kmsAccessDenied: .denied
         case .kmsNotConfigured, .kmsUnreachable, .kmsTimeout, .kmsInvalidCiphertext, .kmsExpiredImportToken, .kmsInvalidImportToken,
              .kmsIncorrectKeyMaterial, .kmsInvalidState, .kmsNotFound, .kmsError: .kms
         case .daemonUnreachable: .unreachable
-        case .internal: .other
+        case .internal, .auditLogFailed: .other
         default: .input
         }
     }
@@ -88,7 +97,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .notFound, .keyNotFound, .approvalNotFound: 404
         case .keyExists, .outputExists: 409
         case .denied, .approvalExpired: 403
-        case .busy, .tokenUnavailable: 503
+        case .busy, .tokenUnavailable, .connectionLimit, .auditLogFailed: 503
+        case .pendingLimit: 429
         case .internal: 500
         default: category == .token || category == .kms ? 502 : 400
         }

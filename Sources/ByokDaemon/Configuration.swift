@@ -46,6 +46,14 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var twoPersonRule: [String]?
     /// Seconds a request waits for approval before it expires. Default 900.
     public var approvalTimeoutSeconds: Double?
+    /// Seconds an answer may take to be taken by the client; one that does not read is dropped. Default 10.
+    public var writeTimeoutSeconds: Double?
+    /// Connections one user (uid) may hold at once, so no user can take all of `maxConnections`;
+    /// root is not counted against it. Default 16 (capped at `maxConnections` - 1).
+    public var maxConnectionsPerUser: Int?
+    /// Requests waiting for approval, in all and per requester. Defaults 32 and 4.
+    public var maxPendingApprovals: Int?
+    public var maxPendingApprovalsPerUser: Int?
 
     public init() {}
 
@@ -61,6 +69,10 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var resolvedMaxConnections: Int { max(1, maxConnections ?? 64) }
     public var resolvedAuditLog: String { auditLog ?? resolvedStateDir + "/audit.jsonl" }
     public var resolvedApprovalTimeout: Double { approvalTimeoutSeconds ?? 900 }
+    public var resolvedWriteTimeout: Double { writeTimeoutSeconds ?? 10 }
+    public var resolvedMaxConnectionsPerUser: Int { max(1, min(maxConnectionsPerUser ?? 16, resolvedMaxConnections - 1)) }
+    public var resolvedMaxPendingApprovals: Int { max(1, maxPendingApprovals ?? 32) }
+    public var resolvedMaxPendingApprovalsPerUser: Int { max(1, min(maxPendingApprovalsPerUser ?? 4, resolvedMaxPendingApprovals)) }
 
     /// Loads a configuration file. Unknown keys are an error, so a typo does not pass silently.
     public static func load(path: String) throws -> Configuration {
@@ -99,12 +111,17 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.kmsTimeoutSeconds = other.kmsTimeoutSeconds ?? kmsTimeoutSeconds
         c.twoPersonRule = other.twoPersonRule ?? twoPersonRule
         c.approvalTimeoutSeconds = other.approvalTimeoutSeconds ?? approvalTimeoutSeconds
+        c.writeTimeoutSeconds = other.writeTimeoutSeconds ?? writeTimeoutSeconds
+        c.maxConnectionsPerUser = other.maxConnectionsPerUser ?? maxConnectionsPerUser
+        c.maxPendingApprovals = other.maxPendingApprovals ?? maxPendingApprovals
+        c.maxPendingApprovalsPerUser = other.maxPendingApprovalsPerUser ?? maxPendingApprovalsPerUser
         return c
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
-             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds
+             idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds,
+             writeTimeoutSeconds, maxConnectionsPerUser, maxPendingApprovals, maxPendingApprovalsPerUser
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

@@ -25,16 +25,25 @@ final class Approvals: @unchecked Sendable {  // every field behind `lock`
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
     let timeout: Double
+    let limits: ApprovalLimits
 
-    init(timeout: Double) { self.timeout = timeout }
+    init(timeout: Double, limits: ApprovalLimits = ApprovalLimits()) {
+        self.timeout = timeout
+        self.limits = limits
+    }
 
-    /// Holds `request` and returns its entry (with a fresh random id).
-    func add(_ request: DaemonRequest, requester: PeerCredentials, summary: String, now: Date = Date()) -> Entry {
+    /// Holds `request` and returns its entry (with a fresh random id); PENDING_LIMIT or
+    /// REQUEST_TOO_LARGE past the bounds (`ApprovalLimits`).
+    func add(_ request: DaemonRequest, requester: PeerCredentials, summary: String, now: Date = Date()) throws -> Entry {
         var rng = SystemRandomNumberGenerator()
         let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let e = Entry(id: id, request: request, requester: requester, created: now, expires: now.addingTimeInterval(timeout),
                       summary: summary, state: .waiting)
-        lock.withLock { entries[id] = e }
+        try lock.withLock {
+            ApprovalLimits.purge(&entries, timeout: timeout, now: now)
+            try limits.admit(request, requester: requester, held: entries.values)
+            entries[id] = e
+        }
         return e
     }
 

@@ -16,6 +16,8 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     case audit
     /// The audit log checked with the token's MAC key; authorized as `audit`.
     case auditVerify = "audit.verify"
+    /// The last durable record's seq and hash, from byokd's memory; authorized as `audit`.
+    case auditHead = "audit.head"
     case kmsImport = "kms.import"
     case kmsCreateKey = "kms.create-key"
     /// A requester collecting the outcome of their own approved request: no access entry, the
@@ -29,7 +31,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
         switch self {
         case .wrapBatch: [.wrap]
         case .approvalsList: [.approve]
-        case .auditVerify: [.audit]
+        case .auditVerify, .auditHead: [.audit]
         case .kmsImport: [.kmsImport, .wrap]
         case .requestPoll: []
         default: [self]
@@ -46,7 +48,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     public var canNeedApproval: Bool {
         switch self {
         case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey: true
-        case .wrapBatch, .approve, .approvalsList, .audit, .auditVerify, .requestPoll: false
+        case .wrapBatch, .approve, .approvalsList, .audit, .auditVerify, .auditHead, .requestPoll: false
         }
     }
 

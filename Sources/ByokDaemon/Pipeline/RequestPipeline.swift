@@ -47,7 +47,7 @@ final class RequestPipeline: Sendable {
         if !(record.operation == Operation.requestPoll.rawValue && record.result == "pending") {
             do { try audit.append(record) } catch {
                 logger.critical("audit log write failed; refusing the answer", metadata: ["error": "\(error)"])
-                response = .error(ByokError(.internal, "byokd cannot write its audit log, so it gives no answer; see the daemon's log"))
+                response = .error(ByokError(.auditLogFailed, "byokd cannot write its audit log, so it gives no answer; see the daemon's log"))
             }
         }
         if logger.logLevel <= .info {
@@ -86,15 +86,17 @@ final class RequestPipeline: Sendable {
             return .batch(BatchStream(batch: batch, caller: caller, requestId: record.requestId, service: service, audit: audit))
         default:
             if twoPerson.contains(request.operation) {
-                let entry = approvals.add(request, requester: caller, summary: Approvals.summary(request))
+                let entry = try approvals.add(request, requester: caller, summary: Approvals.summary(request))
                 return .pending(Approvals.describe(entry))
             }
-            return try execute(request)
+            return try execute(request, record: &record)
         }
     }
 
-    /// Runs an operation on the token (or the audit log, or AWS KMS) and returns its outcome.
-    private func execute(_ request: DaemonRequest) throws -> Outcome {
+    /// Runs an operation on the token (or the audit log, or AWS KMS) and returns its outcome. One
+    /// that touches the token writes `record` ahead as its intent first; the outcome names it.
+    private func execute(_ request: DaemonRequest, record: inout AuditRecord) throws -> Outcome {
+        if request.operation.writesAhead { record.intent = try audit.intent(record) }
         switch request {
         case .status: return .status(service.status())
         case .keysList: return .keys(try service.listKeys())
@@ -103,8 +105,11 @@ final class RequestPipeline: Sendable {
         case .selftest:
             let results = try service.runSelfTest()
             return .selfTest(SelfTestResponse(algorithms: results.map(\.statusLine), at: Timestamp.string(Date())))
-        case .audit: return .auditLog(Array(audit.contents()))
+        case .audit: return .auditLog(try audit.contents())
         case .auditVerify(let log): return .auditVerified(try verify(log))
+        case .auditHead:
+            let head = audit.head()
+            return .auditHead(AuditHeadResponse(seq: head.seq, hash: head.hash))
         case .kmsCreateKey(let k): return .kmsCreated(try service.kmsCreateKey(k))
         case .kmsImport(let k): return .kmsImported(try service.kmsImport(k))
         case .wrapBatch, .approvalsList, .approve, .requestPoll:
@@ -126,13 +131,11 @@ final class RequestPipeline: Sendable {
         guard let claimed = approvals.claim(id) else {
             throw ByokError(.approvalNotFound, "request \(id) is no longer waiting (approved already, or expired)")
         }
-        var result = Result { try execute(claimed.request) }.mapError(ByokError.wrapping)
-        var executed = AuditRecords.record(for: claimed.request, result: result, requestId: record.requestId, peer: claimed.requester)
-        executed.requestedBy = AuditRecords.peer(claimed.requester)
-        executed.approvedBy = AuditRecords.peer(approver)
-        executed.approvalId = id
+        var executed = AuditRecords.approved(claimed.request, requester: claimed.requester, approver: approver, id: id, requestId: record.requestId)
+        var result = Result { try execute(claimed.request, record: &executed) }.mapError(ByokError.wrapping)
+        AuditRecords.complete(&executed, with: result)
         do { try audit.append(executed) } catch {
-            result = .failure(ByokError(.internal, "byokd cannot write its audit log, so the approved \(claimed.operation.rawValue) gives no answer"))
+            result = .failure(ByokError(.auditLogFailed, "byokd cannot write its audit log, so the approved \(claimed.operation.rawValue) gives no answer"))
         }
         approvals.finish(id, result)
         let error: ErrorBody.Inner? = if case .failure(let e) = result { ErrorBody(e).error } else { nil }
@@ -160,17 +163,10 @@ final class RequestPipeline: Sendable {
 
     /// The log's chain and every record's MAC, checked with the token's MAC key.
     private func verify(_ log: [UInt8]) throws -> AuditVerifyResponse {
-        guard let macKey else {
+        guard macKey != nil, let key = service.auditMacKey else {
             throw ByokError(.badRequest, "this byokd MACs no audit records (setting auditMacKey); `byokctl audit verify` checks the chain without the token")
         }
-        let report = AuditVerifier.verify(Data(log), mac: { [service] rec in
-            guard let mac = rec.mac.flatMap({ [UInt8](hex: $0) }),
-                  let expected = service.hmac(key: macKey, Digest.sha256(AuditVerifier.macInput(rec))) else { return nil }
-            return mac == expected
-        })
-        return AuditVerifyResponse(intact: report.firstBroken == nil, records: report.records, head: report.head,
-                                   firstBrokenLine: report.firstBroken?.line, reason: report.firstBroken?.reason,
-                                   macVerified: report.macVerified, macMissing: report.macMissing)
+        return AuditVerifyResponse(AuditVerifier.verify(Data(log), mac: { [service] in key.check($0, service: service) }))
     }
 
     /// Requests nobody approved in time: an "expired" record each, once.

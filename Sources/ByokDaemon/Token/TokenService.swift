@@ -16,9 +16,12 @@ public final class TokenService: Sendable {
     let keys = KeyCache()
     let wrappingKeys = WrappingKeyCache()
     let kmsClients: KMSClientCache
+    /// byokd's own key for audit MACs (`auditMacKey`): never wrapped, never importable.
+    let auditMacKey: AuditMacKey?
 
     public init(config: Configuration, logger: Logger) throws {
         self.logger = logger
+        auditMacKey = config.auditMacKey.map(AuditMacKey.init(reference:))
         kmsClients = KMSClientCache(config: config, logger: logger)
         let keys = self.keys, wrappingKeys = self.wrappingKeys
         // Handles cached in sessions that are gone are void after a (re)connect.
@@ -87,7 +90,7 @@ public final class TokenService: Sendable {
         try TokenErrors.guarded("keys list") {
             try withSession(retry: true) { session, token in
                 let store = KeyStore(session: session, token: token)
-                return KeyListResponse(keys: try store.keys().map(store.info))
+                return KeyListResponse(keys: try store.keys().map { key in auditMacKey.map { $0.mark(key, store.info(key)) } ?? store.info(key) })
             }
         }
     }
@@ -150,6 +153,7 @@ public final class TokenService: Sendable {
         let params = resolved.parameters
         let store = KeyStore(session: session, token: token)
         let (key, info) = try keys.key(reference, store: store)
+        try auditMacKey?.refuseToRelease(key)
         guard let spec = key.spec else {
             throw ByokError(.keyNotImportable, "key \"\(key.label)\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -208,16 +212,6 @@ public final class TokenService: Sendable {
     /// The algorithms that passed the self-test.
     var passedAlgorithms: Set<WrappingAlgorithm> {
         Set((selfTest.latest?.byAlgorithm.values).map { $0.filter { $0.state == .passed }.map(\.algorithm) } ?? [])
-    }
-
-    /// HMAC of `data` with an HMAC key on the token (for the audit log's MACs); nil if the key is
-    /// missing or the token cannot sign now.
-    public func hmac(key reference: String, _ data: [UInt8]) -> [UInt8]? {
-        try? withSession(retry: true) { session, token in
-            let (key, _) = try keys.key(reference, store: KeyStore(session: session, token: token))
-            guard let spec = key.spec, case .hmac(let hash, _) = spec.kind else { return nil }
-            return try session.sign(.hmac(hash), key: key.handle, data: data)
-        }
     }
 }
 
