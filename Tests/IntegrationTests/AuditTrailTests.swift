@@ -75,6 +75,25 @@ func rechain(_ lines: inout [String], from: Int) throws {
     }
 }
 
+/// Runs byokd and waits for it to exit (or kills it after `timeout` seconds: nil).
+func runByokd(_ arguments: [String], environment: [String: String], timeout: Double = 20) throws -> (Int32?, String) {
+    let log = TempDir("byokd-run")
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Binaries.byokd)
+    p.arguments = arguments
+    p.environment = environment
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log.write("log", "")))
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    let exited = !p.isRunning
+    if !exited { p.terminate() }
+    p.waitUntilExit()
+    return (exited ? p.terminationStatus : nil, (try? String(contentsOfFile: log.file("log"), encoding: .utf8)) ?? "")
+}
+
 /// The audit MAC key is byokd's own, and with it no history rewrite passes `--with-token`.
 final class AuditMacTests: XCTestCase {
     func testRewritingHistoryNeedsTheHSM() throws {
@@ -160,10 +179,10 @@ final class AuditMacTests: XCTestCase {
         let config = b.daemon.dir.write("mac.json", """
             {"module": "\(SoftHSM.module)", "token": "\(b.token.label)", "pinFile": "\(b.token.pinFile)", "auditMacKey": "copied-mac"}
             """)
-        let refused = try DaemonFixture(arguments: ["--config", config], environment: b.environment, dir: TempDir("byokd-daemon"), waitReady: false)
-        refused.process.waitUntilExit()
-        XCTAssertEqual(refused.process.terminationStatus, 2, refused.log)
-        XCTAssertTrue(refused.log.contains("CKA_EXTRACTABLE") && refused.log.contains("forge"), refused.log)
+        let other = TempDir("byokd-daemon")
+        let (code, log) = try runByokd(["--config", config, "--socket", other.file("s.sock"), "--state-dir", other.file("state")], environment: b.environment)
+        XCTAssertEqual(code, 2, "byokd must refuse the key: \(log)")
+        XCTAssertTrue(log.contains("CKA_EXTRACTABLE") && log.contains("forge"), log)
     }
 
     func testATokenThatCannotSignLeavesExplicitGapsThatVerifyReports() throws {
@@ -341,25 +360,6 @@ final class AuditAnchorTests: XCTestCase {
 
 /// One daemon per state directory, and files byokd cannot be tricked into.
 final class StateDirectoryTests: XCTestCase {
-    /// Runs byokd and waits for it to exit (or kills it after `timeout` seconds: nil).
-    func runByokd(_ arguments: [String], environment: [String: String], timeout: Double = 20) throws -> (Int32?, String) {
-        let log = TempDir("byokd-run")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binaries.byokd)
-        p.arguments = arguments
-        p.environment = environment
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log.write("log", "")))
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(20_000) }
-        let exited = !p.isRunning
-        if !exited { p.terminate() }
-        p.waitUntilExit()
-        return (exited ? p.terminationStatus : nil, (try? String(contentsOfFile: log.file("log"), encoding: .utf8)) ?? "")
-    }
-
     func testASecondDaemonOnTheSameStateDirectoryRefusesToStart() throws {
         let a = try AuditDaemon()
         let d = a.daemon
