@@ -272,7 +272,7 @@ final class AuditFaultTests: XCTestCase {
         XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
         let params = try a.params()
         let stop = Atomic(false)
-        let answered = Mutex<[String]>([])
+        let answered = Shared<[String]>([])
         let group = DispatchGroup()
         for c in 0..<6 {
             group.enter()
@@ -421,7 +421,7 @@ final class StateDirectoryTests: XCTestCase {
 }
 
 /// A value shared between threads.
-final class Mutex<Value>: @unchecked Sendable {
+final class Shared<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
     init(_ value: Value) { self.value = value }
@@ -429,8 +429,8 @@ final class Mutex<Value>: @unchecked Sendable {
 }
 
 final class Atomic: @unchecked Sendable {
-    private let m: Mutex<Bool>
-    init(_ v: Bool) { m = Mutex(v) }
+    private let m: Shared<Bool>
+    init(_ v: Bool) { m = Shared(v) }
     var value: Bool {
         get { m.withLock { $0 } }
         set { m.withLock { $0 = newValue } }
