@@ -185,6 +185,19 @@ public struct KeyStore {
         return nil
     }
 
+    /// Generates byokd's own audit MAC key: an HMAC_256 key (CKK_GENERIC_SECRET, 32 bytes, CKA_SIGN)
+    /// that is sensitive and never extractable, so no C_WrapKey can take it out and no one without
+    /// the token can forge a MAC. `id` defaults to 8 random bytes.
+    public func generateAuditMacKey(label: String, id: [UInt8]? = nil) throws -> TokenKey {
+        guard !label.isEmpty, label.utf8.count <= 128 else { throw ByokError(.badRequest, "a key label must be 1 to 128 bytes") }
+        let id = try id ?? session.generateRandom(8)
+        let handle = try session.generateKey(.genericSecretKeyGen, [
+            .class(.secretKey), .keyType(.genericSecret), .valueLen(32), .sign(true), .verify(true),
+            .token(true), .private(true), .label(label), .id(id), .sensitive(true), .extractable(false),
+        ])
+        return try load(handle)
+    }
+
     /// Generates a persistent key of `spec` labelled `label`: sensitive, extractable (C_WrapKey is the
     /// only way out), with a random CKA_ID. Private keys get their public key alongside. With
     /// `wrapWithTrusted`, the token lets only a key the Security Officer trusted wrap it.

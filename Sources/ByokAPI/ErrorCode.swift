@@ -31,6 +31,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case keyAmbiguous = "KEY_AMBIGUOUS"
     case keyExists = "KEY_EXISTS"
     case keyNotImportable = "KEY_NOT_IMPORTABLE"
+    /// The key is byokd's own (its audit MAC key): never wrapped, imported or listed as importable.
+    case keyReserved = "KEY_RESERVED"
     case outputExists = "OUTPUT_EXISTS"
     case outputUnwritable = "OUTPUT_UNWRITABLE"
     case inputUnreadable = "INPUT_UNREADABLE"
@@ -44,6 +46,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case keyNotExtractable = "KEY_NOT_EXTRACTABLE"
     case trustedWrappingUnavailable = "TRUSTED_WRAPPING_UNAVAILABLE"
     case busy = "BUSY"
+    /// The caller's user holds `maxConnectionsPerUser` connections already.
+    case connectionLimit = "CONNECTION_LIMIT"
+    /// Too many requests wait for approval (`maxPendingApprovalsPerUser`, `maxPendingApprovals`).
+    case pendingLimit = "PENDING_LIMIT"
     // AWS KMS (exit 6; access denied is exit 4)
     case kmsNotConfigured = "KMS_NOT_CONFIGURED"
     case kmsUnreachable = "KMS_UNREACHABLE"
@@ -63,18 +69,21 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     // The daemon cannot be reached (exit 5)
     case daemonUnreachable = "DAEMON_UNREACHABLE"
     // Anything else (exit 1)
+    /// byokd could not write (or sync) its audit log, e.g. a full disk: nothing was done, or the
+    /// answer was withheld.
+    case auditLogFailed = "AUDIT_LOG_FAILED"
     case `internal` = "INTERNAL"
 
     public enum Category: Sendable { case input, token, denied, unreachable, kms, other }
 
     public var category: Category {
         switch self {
-        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy, .trustedWrappingUnavailable: .token
+        case .tokenUnavailable, .tokenError, .tokenLoginFailed, .tokenLacksAlgorithm, .keyNotExtractable, .busy, .trustedWrappingUnavailable, .connectionLimit, .pendingLimit: .token
         case .denied, .approvalExpired, .kmsAccessDenied, .wrappingKeySourceRefused: .denied
         case .kmsNotConfigured, .kmsUnreachable, .kmsTimeout, .kmsInvalidCiphertext, .kmsExpiredImportToken, .kmsInvalidImportToken,
              .kmsIncorrectKeyMaterial, .kmsInvalidState, .kmsNotFound, .kmsError: .kms
         case .daemonUnreachable: .unreachable
-        case .internal: .other
+        case .internal, .auditLogFailed: .other
         default: .input
         }
     }
@@ -92,7 +101,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .notFound, .keyNotFound, .approvalNotFound: 404
         case .keyExists, .outputExists: 409
         case .denied, .approvalExpired, .wrappingKeySourceRefused: 403
-        case .busy, .tokenUnavailable: 503
+        case .busy, .tokenUnavailable, .connectionLimit, .auditLogFailed: 503
+        case .pendingLimit: 429
         case .internal: 500
         default: category == .token || category == .kms ? 502 : 400
         }

@@ -111,6 +111,8 @@ public struct KeyInfo: Codable, Sendable, KeyIdentity {
     /// What the operator must know about the key, e.g. that it was made although no wrapping
     /// algorithm that passed the self-test can export it (`keys generate --allow-unexportable`).
     public var warnings: [String]?
+    /// What byokd keeps the key for itself, when it does: "audit-mac" (never wrapped, not importable).
+    public var reservedFor: String?
     public init(label: String, id: String, spec: String?, type: String, kcv: String?, publicKeySha256: String?,
                 sensitive: Bool?, extractable: Bool?, uri: String, noFingerprint: String? = nil, warnings: [String]? = nil) {
         self.label = label; self.id = id; self.spec = spec; self.type = type; self.kcv = kcv
@@ -364,6 +366,13 @@ public struct AuditVerifyResponse: Codable, Sendable {
     public var reason: String?
     public var macVerified: Int
     public var macMissing: Int
+    /// The rest of `AuditVerifier.Report`: the head's seq, explicit "token could not sign" gaps,
+    /// records after the last MAC, write-ahead records without an outcome.
+    public var seq: UInt64?
+    public var macGaps: Int?
+    public var firstGapLine: Int?
+    public var uncoveredTail: Int?
+    public var openIntents: [UInt64]?
     public init(intact: Bool, records: Int, head: String, firstBrokenLine: Int?, reason: String?, macVerified: Int, macMissing: Int) {
         self.intact = intact; self.records = records; self.head = head; self.firstBrokenLine = firstBrokenLine
         self.reason = reason; self.macVerified = macVerified; self.macMissing = macMissing

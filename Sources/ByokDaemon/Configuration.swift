@@ -59,6 +59,14 @@ public struct Configuration: Codable, Sendable, Equatable {
     /// Log in even when the token says the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY).
     /// Default false: byokd refuses to make that attempt.
     public var allowFinalPinTry: Bool?
+    /// Seconds an answer may take to be taken by the client; one that does not read is dropped. Default 10.
+    public var writeTimeoutSeconds: Double?
+    /// Connections one user (uid) may hold at once, so no user can take all of `maxConnections`;
+    /// root is not counted against it. Default 16 (capped at `maxConnections` - 1).
+    public var maxConnectionsPerUser: Int?
+    /// Requests waiting for approval, in all and per requester. Defaults 32 and 4.
+    public var maxPendingApprovals: Int?
+    public var maxPendingApprovalsPerUser: Int?
 
     public init() {}
 
@@ -88,6 +96,10 @@ public struct Configuration: Codable, Sendable, Equatable {
         guard !sources.isEmpty else { throw ByokError(.badRequest, "wrappingKeySources is empty, so nothing could ever be wrapped; name \"kms\", \"operator\" or both") }
         return Set(sources)
     }
+    public var resolvedWriteTimeout: Double { writeTimeoutSeconds ?? 10 }
+    public var resolvedMaxConnectionsPerUser: Int { max(1, min(maxConnectionsPerUser ?? 16, resolvedMaxConnections - 1)) }
+    public var resolvedMaxPendingApprovals: Int { max(1, maxPendingApprovals ?? 32) }
+    public var resolvedMaxPendingApprovalsPerUser: Int { max(1, min(maxPendingApprovalsPerUser ?? 4, resolvedMaxPendingApprovals)) }
 
     /// Loads a configuration file. Unknown keys are an error, so a typo does not pass silently.
     public static func load(path: String) throws -> Configuration {
@@ -130,6 +142,10 @@ public struct Configuration: Codable, Sendable, Equatable {
         c.trustedWrapping = other.trustedWrapping ?? trustedWrapping
         c.functionListSymbol = other.functionListSymbol ?? functionListSymbol
         c.allowFinalPinTry = other.allowFinalPinTry ?? allowFinalPinTry
+        c.writeTimeoutSeconds = other.writeTimeoutSeconds ?? writeTimeoutSeconds
+        c.maxConnectionsPerUser = other.maxConnectionsPerUser ?? maxConnectionsPerUser
+        c.maxPendingApprovals = other.maxPendingApprovals ?? maxPendingApprovals
+        c.maxPendingApprovalsPerUser = other.maxPendingApprovalsPerUser ?? maxPendingApprovalsPerUser
         return c
     }
 
@@ -137,7 +153,8 @@ public struct Configuration: Codable, Sendable, Equatable {
         case module, initArgs, token, pinFile, socket, socketMode, stateDir, maxRequestBytes, readTimeoutSeconds,
              idleTimeoutSeconds, sessions, maxConnections, logLevel, devToken, access, auditLog, auditMacKey, kmsConnectTimeoutSeconds, kmsTimeoutSeconds, twoPersonRule, approvalTimeoutSeconds,
              wrappingKeySources, trustedWrapping,
-             functionListSymbol, allowFinalPinTry
+             functionListSymbol, allowFinalPinTry,
+             writeTimeoutSeconds, maxConnectionsPerUser, maxPendingApprovals, maxPendingApprovalsPerUser
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 }

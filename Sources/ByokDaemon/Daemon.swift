@@ -4,8 +4,9 @@ import Foundation
 import CByokSys
 import Logging
 
-/// byokd's life: prepare the token, self-test, listen, serve, and on SIGTERM stop accepting,
-/// let requests in flight finish, close the sessions and finalize the module, in that order.
+/// byokd's life: lock its state directory, prepare the token, open the audit log (and its MAC
+/// key), self-test, listen, serve, and on SIGTERM stop accepting, let requests in flight finish,
+/// close the sessions and finalize the module, in that order.
 public enum Daemon {
     /// Two malloc arenas instead of glibc's eight per core: byokd's threads are many but short of
     /// work, and each arena keeps freed memory resident.
@@ -21,9 +22,16 @@ public enum Daemon {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 2
         }
+        // Then, before any file in it is touched: the state directory is ours alone.
+        let state: StateDirectory
         do {
-            try FileManager.default.createDirectory(atPath: config.resolvedStateDir, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            state = try StateDirectory(config.resolvedStateDir)
+            try StateDirectory.prepareAuditDirectory(for: config.resolvedAuditLog, stateDir: config.resolvedStateDir)
+        } catch {
+            logger.critical("cannot use the state directory", metadata: ["error": "\(error)"])
+            return 2
+        }
+        do {
             if config.devToken == true { config = try DevToken.prepare(config, logger: logger) }
         } catch {
             logger.critical("cannot prepare the state directory", metadata: ["error": "\(error)"])
@@ -49,15 +57,19 @@ public enum Daemon {
             }
             logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
         }
+        state.record(socket: inherited == nil ? config.resolvedSocket : SocketServer.path(of: listenFD) ?? "the socket systemd passed")
         let pipeline: RequestPipeline
         do {
-            let audit = try AuditLog(path: config.resolvedAuditLog)
-            if let macKey = config.auditMacKey, let service {
-                audit.signer = { [service] digest in service.hmac(key: macKey, digest) }
-                logger.info("audit records are MACed on the token", metadata: ["key": "\(macKey)"])
-            }
+            let tokens = service!
+            let signer: AuditLog.Signer? = tokens.auditMacKey.map { key in { @Sendable digest in try key.sign(digest, service: tokens) } }
+            // Every sync's head goes to the journal: kept off the host, it anchors the log's tail.
+            let audit = try AuditLog(path: config.resolvedAuditLog, signer: signer, onSync: { head in logger.notice("audit head \(head)") })
+            // An existing MAC key is checked first, so that even the record of a torn tail is MACed.
+            try tokens.auditMacKey?.adopt(service: tokens, logger: logger)
+            try audit.recordRecovery()
+            try tokens.auditMacKey?.begin(service: tokens, audit: audit, logger: logger)
             pipeline = RequestPipeline(service: service!, policy: try AccessPolicy(config: config.access, socketGroup: SocketServer.group(of: listenFD)),
-                                       audit: audit, approvals: Approvals(timeout: config.resolvedApprovalTimeout),
+                                       audit: audit, approvals: Approvals(timeout: config.resolvedApprovalTimeout, limits: ApprovalLimits(config: config)),
                                        twoPerson: try Operation.twoPersonSet(config.twoPersonRule), macKey: config.auditMacKey,
                                        sources: try config.resolvedWrappingKeySources(), trustedWrapping: config.resolvedTrustedWrapping)
         } catch {
@@ -94,6 +106,7 @@ public enum Daemon {
         service = nil
         if inherited == nil { unlink(config.resolvedSocket) }
         logger.notice("stopped")
+        withExtendedLifetime(state) {}
         return 0
     }
 }

@@ -41,7 +41,7 @@ struct HTTPResponse {
 
     func serialize(keepAlive: Bool) -> [UInt8] {
         let reason = [200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                      408: "Request Timeout", 409: "Conflict", 411: "Length Required", 413: "Content Too Large", 500: "Internal Server Error",
+                      408: "Request Timeout", 409: "Conflict", 411: "Length Required", 413: "Content Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
                       502: "Bad Gateway", 503: "Service Unavailable"][status] ?? "Status"
         var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
         head += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
@@ -66,7 +66,9 @@ enum JSONCoding {
     }
 }
 
-/// Reads requests from one connection with bounds on size and time.
+/// Reads requests from one connection with bounds on size and time. Each received byte is looked
+/// at once while searching for the end of the headers, and the headers are parsed once, so a
+/// client sending a byte at a time costs byokd time linear in what it sends.
 struct HTTPReader {
     let fd: Int32
     let maxHeaderBytes: Int
@@ -76,15 +78,40 @@ struct HTTPReader {
     /// Seconds a kept-alive connection may sit idle between requests.
     let idleTimeout: Double
     var buffer: [UInt8] = []
+    /// Where the request being read stands: how far `buffer` was searched for the end of the
+    /// headers, and its parsed head once they are complete.
+    var progress = Progress()
+    /// Receive buffer, allocated once per connection.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
+
+    init(fd: Int32, maxHeaderBytes: Int, maxBodyBytes: Int, readTimeout: Double, idleTimeout: Double) {
+        self.fd = fd; self.maxHeaderBytes = maxHeaderBytes; self.maxBodyBytes = maxBodyBytes
+        self.readTimeout = readTimeout; self.idleTimeout = idleTimeout
+    }
 
     enum ReadError: Error { case closed, timeout, tooLarge(Int), malformed(String), lengthRequired }
+
+    struct Progress {
+        var scanned = 0
+        var head: Head?
+    }
+
+    /// A request's line and headers, parsed, waiting for its body.
+    struct Head {
+        var method: String
+        var path: String
+        var headers: [String: String]
+        var keepAlive: Bool
+        var bodyStart: Int
+        var length: Int
+    }
 
     /// Blocks until a whole request is buffered; throws on timeout, EOF, or limits.
     mutating func next() throws -> HTTPRequest {
         let idleDeadline = Date().addingTimeInterval(idleTimeout)
         var requestDeadline: Date? = buffer.isEmpty ? nil : Date().addingTimeInterval(readTimeout)
         while true {
-            if let request = try Self.parse(&buffer, maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes) { return request }
+            if let request = try Self.parse(&buffer, progress: &progress, maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes) { return request }
             try fill(deadline: requestDeadline ?? idleDeadline, idle: requestDeadline == nil)
             if requestDeadline == nil { requestDeadline = Date().addingTimeInterval(readTimeout) }
         }
@@ -94,12 +121,30 @@ struct HTTPReader {
     /// Throws as soon as the bytes so far cannot become an acceptable request (too large headers or
     /// body, a bad request line or header, chunked encoding). The request decoder under fuzzing.
     static func parse(_ buffer: inout [UInt8], maxHeaderBytes: Int, maxBodyBytes: Int) throws -> HTTPRequest? {
-        guard let headerEnd = findHeaderEnd(buffer) else {
-            if buffer.count > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
-            return nil
+        var progress = Progress()
+        return try parse(&buffer, progress: &progress, maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes)
+    }
+
+    /// `parse`, resuming where the last call on the same request stopped.
+    static func parse(_ buffer: inout [UInt8], progress: inout Progress, maxHeaderBytes: Int, maxBodyBytes: Int) throws -> HTTPRequest? {
+        if progress.head == nil {
+            guard let headerEnd = findHeaderEnd(buffer, from: progress.scanned) else {
+                if buffer.count > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+                progress.scanned = max(0, buffer.count - 3)
+                return nil
+            }
+            if headerEnd > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
+            progress.head = try parseHead(buffer[0..<headerEnd], maxBodyBytes: maxBodyBytes)
         }
-        if headerEnd > maxHeaderBytes { throw ReadError.malformed("request headers exceed \(maxHeaderBytes) bytes") }
-        let head = String(decoding: buffer[0..<headerEnd], as: UTF8.self)
+        guard let head = progress.head, buffer.count >= head.bodyStart + head.length else { return nil }
+        let body = Array(buffer[head.bodyStart..<(head.bodyStart + head.length)])
+        buffer.removeSubrange(0..<(head.bodyStart + head.length))
+        progress = Progress()
+        return HTTPRequest(method: head.method, path: head.path, headers: head.headers, body: body, keepAlive: head.keepAlive)
+    }
+
+    private static func parseHead(_ bytes: ArraySlice<UInt8>, maxBodyBytes: Int) throws -> Head {
+        let head = String(decoding: bytes, as: UTF8.self)
         var lines = head.components(separatedBy: "\r\n")
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
         guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), requestLine[1].hasPrefix("/") else {
@@ -122,22 +167,20 @@ struct HTTPReader {
             length = n
         }
         if length > maxBodyBytes { throw ReadError.tooLarge(length) }
-        let bodyStart = headerEnd + 4
-        guard buffer.count >= bodyStart + length else { return nil }
-        let body = Array(buffer[bodyStart..<(bodyStart + length)])
-        buffer.removeSubrange(0..<(bodyStart + length))
         // No endpoint takes a query string: it is dropped.
         let target = requestLine[1]
         let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
         let http10 = requestLine[2] == "HTTP/1.0"
         let conn = headers["connection"]?.lowercased()
         let keepAlive = http10 ? conn == "keep-alive" : conn != "close"
-        return HTTPRequest(method: String(requestLine[0]), path: path, headers: headers, body: body, keepAlive: keepAlive)
+        return Head(method: String(requestLine[0]), path: path, headers: headers, keepAlive: keepAlive,
+                    bodyStart: bytes.count + 4, length: length)
     }
 
-    private static func findHeaderEnd(_ buffer: [UInt8]) -> Int? {
+    /// The offset of the first CRLFCRLF at or after `start`.
+    private static func findHeaderEnd(_ buffer: [UInt8], from start: Int) -> Int? {
         guard buffer.count >= 4 else { return nil }
-        var i = 0
+        var i = start
         while i + 3 < buffer.count {
             if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
             i += 1
@@ -146,7 +189,6 @@ struct HTTPReader {
     }
 
     private mutating func fill(deadline: Date, idle: Bool) throws {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         // Most requests are already there: try once without waiting.
         if let ready = try? Posix.receive(fd, into: &chunk, flags: Int32(MSG_DONTWAIT)) {
             if ready == 0 { throw ReadError.closed }
@@ -168,7 +210,37 @@ struct HTTPReader {
     }
 }
 
-/// Sends all of `bytes` on a connection; false when the client went away.
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    (try? Posix.sendAll(fd, bytes)) != nil
+/// How sending an answer ended.
+enum SendResult: Equatable {
+    case sent
+    /// The client went away (EPIPE, ECONNRESET).
+    case gone
+    /// The client did not take the bytes within the time allowed (it does not read).
+    case timedOut
+}
+
+/// Sends all of `bytes` on a connection within `timeout` seconds (`writeTimeoutSeconds`): a
+/// client that does not read its answers cannot hold a thread and a connection slot forever.
+func send(_ fd: Int32, _ bytes: [UInt8], timeout: Double) -> SendResult {
+    let deadline = Date().addingTimeInterval(timeout)
+    var done = 0
+    while done < bytes.count {
+        let sent = bytes.withUnsafeBytes { raw in
+            Result { () throws(Errno) in
+                try Posix.retrying("send") { Glibc.send(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+            }
+        }
+        switch sent {
+        case .success(let n):
+            done += n
+        case .failure(let e) where e.code == EAGAIN || e.code == EWOULDBLOCK:
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { return .timedOut }
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard (try? Posix.retrying("poll", { poll(&pfd, 1, Int32(min(remaining * 1000, 1000)) + 1) })) != nil else { return .gone }
+        case .failure:
+            return .gone
+        }
+    }
+    return .sent
 }

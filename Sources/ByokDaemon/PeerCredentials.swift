@@ -26,6 +26,13 @@ public struct PeerCredentials: Sendable, CustomStringConvertible {
         groups = name.map { Self.groups(user: $0, gid: g) } ?? [g]
     }
 
+    /// Only the uid of the peer (no name lookup): for counting a user's connections as they arrive.
+    static func uid(of fd: Int32) -> UInt32? {
+        var p: pid_t = 0, u: uid_t = 0, g: gid_t = 0
+        guard byok_peercred(fd, &p, &u, &g) == 0 else { return nil }
+        return u
+    }
+
     static func name(of uid: UInt32) -> String? {
         var pw = passwd()
         var result: UnsafeMutablePointer<passwd>?

@@ -4,9 +4,9 @@ import Foundation
 import Logging
 import Posix
 
-/// A Unix stream socket server: one thread per connection, bounded in number, each reading
-/// HTTP/1.1 requests with size and time limits. A connection's error is logged and never stops
-/// the server.
+/// A Unix stream socket server: one thread per connection, bounded in number (and per user, so
+/// no local user can take them all), each reading HTTP/1.1 requests with size and time limits and
+/// sending answers within a time limit. A connection's error is logged and never stops the server.
 final class SocketServer: @unchecked Sendable {
     let listenFD: Int32
     let config: Configuration
@@ -14,6 +14,8 @@ final class SocketServer: @unchecked Sendable {
     let handler: (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse
     private let lock = NSCondition()
     private var active = 0
+    /// Connections held per uid (root's are not capped).
+    private var perUser: [UInt32: Int] = [:]
     private var stopping = false
     private var requestCounter: UInt64 = 0
     /// A pipe whose write end `stop()` closes, to wake the accept loop without touching the
@@ -70,6 +72,13 @@ final class SocketServer: @unchecked Sendable {
 
     /// The group owning the socket file of a listening socket (the operators' group by default).
     static func group(of fd: Int32) -> UInt32? {
+        var st = stat()
+        guard let path = path(of: fd), stat(path, &st) == 0 else { return nil }
+        return st.st_gid
+    }
+
+    /// The path a listening Unix socket is bound to.
+    static func path(of fd: Int32) -> String? {
         var addr = sockaddr_un()
         var len = socklen_t(MemoryLayout<sockaddr_un>.size)
         let rc = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
@@ -77,9 +86,7 @@ final class SocketServer: @unchecked Sendable {
         let path = withUnsafeBytes(of: addr.sun_path) { raw -> String in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        var st = stat()
-        guard !path.isEmpty, stat(path, &st) == 0 else { return nil }
-        return st.st_gid
+        return path.isEmpty ? nil : path
     }
 
     static func connectUnix(_ path: String) -> Bool {
@@ -111,20 +118,36 @@ final class SocketServer: @unchecked Sendable {
                 usleep(10_000)
                 continue
             }
+            // Who connects, before a thread is spent on them (the name is looked up in the thread).
+            let uid = PeerCredentials.uid(of: fd) ?? UInt32.max
             lock.lock()
             if stopping { lock.unlock(); close(fd); return }
+            let refusal: ByokError?
             if active >= config.resolvedMaxConnections {
-                lock.unlock()
-                _ = writeAll(fd, HTTPResponse.error(ByokError(.busy, "byokd is serving \(config.resolvedMaxConnections) connections already; try again shortly")).serialize(keepAlive: false))
+                refusal = ByokError(.busy, "byokd is serving \(config.resolvedMaxConnections) connections already; try again shortly")
+            } else if uid != 0, perUser[uid, default: 0] >= config.resolvedMaxConnectionsPerUser {
+                refusal = ByokError(.connectionLimit, "uid \(uid) holds \(config.resolvedMaxConnectionsPerUser) connections to byokd already (setting maxConnectionsPerUser); close some, or try again shortly")
+            } else {
+                refusal = nil
+                active += 1
+                perUser[uid, default: 0] += 1
+            }
+            lock.unlock()
+            if let refusal {
+                // A fresh connection's send buffer takes the short answer at once; never wait on it here.
+                _ = send(fd, HTTPResponse.error(refusal).serialize(keepAlive: false), timeout: 0.05)
                 close(fd)
                 continue
             }
-            active += 1
-            lock.unlock()
             let t = Thread { [self] in
                 serve(fd)
                 close(fd)
-                lock.lock(); active -= 1; lock.broadcast(); lock.unlock()
+                lock.lock()
+                active -= 1
+                perUser[uid, default: 1] -= 1
+                if perUser[uid] == 0 { perUser[uid] = nil }
+                lock.broadcast()
+                lock.unlock()
             }
             t.stackSize = 1 << 20
             t.start()
@@ -135,6 +158,18 @@ final class SocketServer: @unchecked Sendable {
         let peer = PeerCredentials(fd: fd)
         var reader = HTTPReader(fd: fd, maxHeaderBytes: 16 * 1024, maxBodyBytes: config.resolvedMaxRequestBytes,
                                 readTimeout: config.resolvedReadTimeout, idleTimeout: config.resolvedIdleTimeout)
+        let timeout = config.resolvedWriteTimeout
+        // Sends within `writeTimeoutSeconds`; a client that does not read its answers is dropped.
+        func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+            switch send(fd, bytes, timeout: timeout) {
+            case .sent: return true
+            case .gone: return false
+            case .timedOut:
+                logger.notice("the client did not read its answer in time; closing its connection", metadata: [
+                    "peer": "\(peer?.description ?? "?")", "writeTimeoutSeconds": "\(timeout)"])
+                return false
+            }
+        }
         while true {
             var request: HTTPRequest
             do { request = try reader.next() } catch HTTPReader.ReadError.closed { return } catch {

@@ -15,7 +15,7 @@ struct Keys: ParsableCommand {
                 if options.json { options.printJSON(r); return }
                 if r.keys.isEmpty { print("no keys on the token; make one with `byokctl keys generate --label NAME --spec SYMMETRIC_DEFAULT`"); return }
                 print(table(["LABEL", "ID", "SPEC", "TYPE", "KCV / PUBLIC KEY SHA-256", "SENSITIVE", "EXTRACTABLE"], r.keys.map {
-                    [$0.label, $0.id, $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? $0.noFingerprint ?? "-",
+                    [$0.label, $0.id, $0.reservedFor == "audit-mac" ? "byokd's audit MAC key" : $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? $0.noFingerprint ?? "-",
                      $0.sensitive.map { $0 ? "yes" : "NO" } ?? "?", $0.extractable.map { $0 ? "yes" : "no" } ?? "?"]
                 }))
             }

@@ -47,16 +47,16 @@ final class AuditVerifierTests: XCTestCase {
         XCTAssertNil(empty.firstBroken.map { "\($0)" })
         XCTAssertEqual(empty.records, 0)
         XCTAssertEqual(empty.head, Self.genesis)
-        XCTAssertEqual(AuditVerifier.verify(Data(lines.joined(separator: "\n").utf8)).records, 5, "no newline after the last line")
+        // No newline after the last line: a torn write (a crash mid-record); the whole records before it count.
+        XCTAssertEqual(AuditVerifier.verify(Data(lines.joined(separator: "\n").utf8)).records, 4, "no newline after the last line")
     }
 
-    func testAnEditedRecordBreaksTheChainAtTheNextLine() {
+    func testAnEditedRecordIsNamedAtItsOwnLine() {
         var lines = chain(5)
         lines[2] = lines[2].replacingOccurrences(of: "\"k3\"", with: "\"kX\"")
         let r = verify(lines)
-        XCTAssertEqual(r.firstBroken?.line, 4, "record 3 still names record 2; record 4 no longer names record 3")
-        XCTAssertEqual(r.firstBroken?.reason, "record 4 on line 4 does not follow the record before it (its prev hash differs): a record was altered, removed or inserted")
-        XCTAssertEqual(r.records, 3, "the records before the break are counted")
+        XCTAssertEqual(r.firstBroken?.line, 3, "record 3 still names record 2, but record 4 no longer names record 3: line 3 was altered")
+        XCTAssertTrue(r.firstBroken?.reason.hasPrefix("line 3 was altered") == true, "\(String(describing: r.firstBroken))")
         // The last record edited: the chain cannot tell, but its head changes (what the token MAC or a copy elsewhere pins).
         var last = chain(5)
         last[4] = last[4].replacingOccurrences(of: "\"k5\"", with: "\"kX\"")
@@ -79,7 +79,7 @@ final class AuditVerifierTests: XCTestCase {
         // A copy of record 2 after itself.
         var copy = lines
         copy.insert(lines[1], at: 2)
-        XCTAssertEqual(verify(copy).firstBroken?.line, 3)
+        XCTAssertTrue([2, 3].contains(verify(copy).firstBroken?.line ?? 0), "the copy or the record it copies")
         // A forged record that follows record 2 correctly (right prev, right seq): the one after it breaks.
         var forged = lines
         let enc = JSONEncoder()
@@ -89,8 +89,7 @@ final class AuditVerifierTests: XCTestCase {
         r.prev = sha256Hex(Array(lines[1].utf8))
         forged.insert(String(decoding: try! enc.encode(r), as: UTF8.self), at: 2)
         let f = verify(forged)
-        XCTAssertEqual(f.firstBroken?.line, 4)
-        XCTAssertEqual(f.records, 3)
+        XCTAssertEqual(f.firstBroken?.line, 3, "the forged record itself")
     }
 
     func testReorderedRecordsAreFound() {
@@ -109,7 +108,7 @@ final class AuditVerifierTests: XCTestCase {
         lines.append(String(decoding: try! enc.encode(r), as: UTF8.self))
         let v = verify(lines)
         XCTAssertEqual(v.firstBroken?.line, 3)
-        XCTAssertEqual(v.firstBroken?.reason, "record on line 3 has sequence number 7, expected 3")
+        XCTAssertTrue(v.firstBroken?.reason.hasPrefix("record on line 3 has sequence number 7, expected 3") == true, "\(String(describing: v.firstBroken))")
     }
 
     func testALineThatIsNoRecordIsNamed() {
@@ -146,20 +145,19 @@ final class AuditVerifierTests: XCTestCase {
     /// without its `mac`) both sides compute.
     func testWhatTheAuditLogWritesVerifies() throws {
         let dir = TempDir("byokd-audit")
-        let log = try AuditLog(path: dir.file("audit.jsonl"))
         // A stand-in for the token's HMAC: any function of the digest the log hands the token.
-        func fakeMAC(_ digest: [UInt8]) -> [UInt8] { digest.reversed() }
+        @Sendable func fakeMAC(_ digest: [UInt8]) -> [UInt8] { digest.reversed() }
+        var log: AuditLog! = try AuditLog(path: dir.file("audit.jsonl"), signer: { fakeMAC($0) })
         for i in 0..<3 { try log.append(AuditRecord(time: "2026-11-29T03:08:09Z", requestId: "a\(i)", operation: "status", result: "ok")) }
-        log.signer = { fakeMAC($0) }
         try log.append([AuditRecord(time: "2026-11-29T03:08:10Z", requestId: "b", operation: "wrap", result: "ok"),
                         AuditRecord(time: "2026-11-29T03:08:11Z", requestId: "c", operation: "wrap", result: "error")])
-        let data = log.contents()
+        let data = Data(try log.contents())
         let check: (AuditRecord) -> Bool? = { r in r.mac == fakeMAC(Digest.sha256(AuditVerifier.macInput(r))).hex }
         let r = AuditVerifier.verify(data, mac: check)
         XCTAssertNil(r.firstBroken.map { "\($0)" })
         XCTAssertEqual(r.records, 5)
-        XCTAssertEqual(r.macVerified, 2)
-        XCTAssertEqual(r.macMissing, 3)
+        XCTAssertEqual(r.macVerified, 5)
+        XCTAssertEqual(r.macMissing, 0)
         let lines = data.split(separator: UInt8(ascii: "\n"))
         XCTAssertEqual(r.head, sha256Hex(Array(lines[4])))
         // The MAC input is the written line without the mac field.
@@ -169,9 +167,10 @@ final class AuditVerifierTests: XCTestCase {
         let withoutMAC = written.replacingOccurrences(of: field + ",", with: "").replacingOccurrences(of: "," + field, with: "")
         XCTAssertNotEqual(withoutMAC, written)
         XCTAssertEqual(String(decoding: AuditVerifier.macInput(record), as: UTF8.self), withoutMAC)
-        // A log reopened continues the chain.
+        // A log reopened (once the first writer let go of it) continues the chain.
+        log = nil
         let again = try AuditLog(path: dir.file("audit.jsonl"))
         try again.append(AuditRecord(time: "2026-11-29T03:08:12Z", requestId: "d", operation: "status", result: "ok"))
-        XCTAssertEqual(AuditVerifier.verify(again.contents()).records, 6)
+        XCTAssertEqual(AuditVerifier.verify(Data(try again.contents())).records, 6)
     }
 }

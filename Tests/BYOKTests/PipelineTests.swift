@@ -83,8 +83,8 @@ final class PipelineTests: XCTestCase {
     func testApprovalsHoldTypedRequestsAndHandEachOutOnce() throws {
         let approvals = Approvals(timeout: 60)
         let request = DaemonRequest.wrap(WrapRequest(key: "payments", parameters: ParametersInput(awsJSON: "e30="), wrappingAlgorithm: "RSAES_OAEP_SHA_256"))
-        let a = approvals.add(request, requester: alice)
-        let b = approvals.add(.keysGenerate(GenerateRequest(label: "x\u{1B}[2J", spec: "HMAC_256")), requester: alice)
+        let a = try approvals.add(request, requester: alice)
+        let b = try approvals.add(.keysGenerate(GenerateRequest(label: "x\u{1B}[2J", spec: "HMAC_256")), requester: alice)
         XCTAssertEqual(b.summary, "generate HMAC_256 key \"x\\u{1B}[2J\"", "escape sequences are shown, not run")
         XCTAssertEqual(Approvals.describe(b).key?.label, "x\\u{1B}[2J")
         XCTAssertNotEqual(a.id, b.id)

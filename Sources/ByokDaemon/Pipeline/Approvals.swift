@@ -36,16 +36,25 @@ final class Approvals: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     let timeout: Double
+    let limits: ApprovalLimits
 
-    init(timeout: Double) { self.timeout = timeout }
+    init(timeout: Double, limits: ApprovalLimits = ApprovalLimits()) {
+        self.timeout = timeout
+        self.limits = limits
+    }
 
-    /// Holds `request` and returns its entry (with a fresh random id).
-    func add(_ request: DaemonRequest, plan: WrapPlan? = nil, needs: Needs = .approve, requester: PeerCredentials, now: Date = Date()) -> Entry {
+    /// Holds `request` and returns its entry (with a fresh random id); PENDING_LIMIT or
+    /// REQUEST_TOO_LARGE past the bounds (`ApprovalLimits`).
+    func add(_ request: DaemonRequest, plan: WrapPlan? = nil, needs: Needs = .approve, requester: PeerCredentials, now: Date = Date()) throws -> Entry {
         var rng = SystemRandomNumberGenerator()
         let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let e = Entry(id: id, request: request, plan: plan, needs: needs, requester: requester, created: now,
                       expires: now.addingTimeInterval(timeout), summary: Self.summary(request, plan: plan), state: .waiting)
-        entries.withLock { $0[id] = e }
+        try entries.withLock { entries in
+            ApprovalLimits.purge(&entries, timeout: timeout, now: now)
+            try limits.admit(request, requester: requester, held: entries.values)
+            entries[id] = e
+        }
         return e
     }
 

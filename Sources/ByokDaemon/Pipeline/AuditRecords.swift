@@ -84,6 +84,17 @@ enum AuditRecords {
         r.target = m.azureKid ?? m.gcpImportJob
     }
 
+    /// The record of an approved request, before it runs: in the requester's name, naming the approver.
+    static func approved(_ request: DaemonRequest, requester: PeerCredentials, approver: PeerCredentials, id: String,
+                         requestId: String) -> AuditRecord {
+        var r = start(request.operation.rawValue, requestId: requestId, peer: requester)
+        describe(request, into: &r)
+        r.requestedBy = peer(requester)
+        r.approvedBy = peer(approver)
+        r.approvalId = id
+        return r
+    }
+
     /// The record of one wrap: alone, approved, or one entry of a batch.
     static func record(for request: DaemonRequest, result: Result<Outcome, ByokError>, requestId: String,
                        peer: PeerCredentials?) -> AuditRecord {
@@ -91,5 +102,19 @@ enum AuditRecords {
         describe(request, into: &r)
         complete(&r, with: result)
         return r
+    }
+}
+
+extension Operation {
+    /// Whether the operation changes the token or releases key material, and so is preceded by a
+    /// write-ahead "intent" record, durable before the token is touched (`AuditLog.intent`): if
+    /// that record cannot be written, nothing happens, and no key exists without a record.
+    /// Exhaustive on purpose: a new operation must decide.
+    var writesAhead: Bool {
+        switch self {
+        case .keysGenerate, .wrap, .wrapBatch, .kmsImport, .kmsRotate, .trust: true
+        case .status, .keysList, .selftest, .approve, .approvalsList, .audit, .auditVerify, .auditHead, .kmsCreateKey, .kmsMaterials,
+             .requestPoll: false
+        }
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 
 /// A batch's answer: one `BatchResult` JSON line per entry (NDJSON, chunked), in entry order. Each
 /// group of wraps is audited (one sync for the group) before its lines go out; a client that goes
-/// away stops the batch after the group in progress.
+/// away stops the batch after the group in progress. One write-ahead record for the whole batch
+/// is durable before the first wrap; each entry's record names it.
 struct BatchStream: Sendable {
     let batch: BatchWrapRequest
     let caller: PeerCredentials
@@ -22,10 +23,14 @@ struct BatchStream: Sendable {
     private func run(_ write: ([UInt8]) -> Bool) {
         let entries = batch.entries
         do {
+            var intent = AuditRecords.start(Operation.wrapBatch.rawValue, requestId: requestId, peer: caller)
+            AuditRecords.describe(.wrapBatch(batch), into: &intent)
+            let intentSeq = try audit.intent(intent)
             try service.wrapBatch(entries.map(WrapRequest.init)) { group in
                 let records = group.map { i, result in
                     var r = AuditRecords.record(for: .wrap(WrapRequest(entries[i])), result: result.map(Outcome.wrapped),
                                                 requestId: requestId, peer: caller)
+                    r.intent = intentSeq
                     r.batchIndex = i
                     r.batchSize = entries.count
                     return r

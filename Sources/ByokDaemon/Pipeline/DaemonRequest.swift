@@ -11,6 +11,7 @@ enum DaemonRequest: Sendable {
     case selftest
     case audit
     case auditVerify(log: [UInt8])
+    case auditHead
     case kmsImport(KMSImportRequest)
     case kmsCreateKey(KMSCreateKeyRequest)
     case kmsRotate(KMSRotateRequest)
@@ -30,6 +31,7 @@ enum DaemonRequest: Sendable {
         case .selftest: .selftest
         case .audit: .audit
         case .auditVerify: .auditVerify
+        case .auditHead: .auditHead
         case .kmsImport: .kmsImport
         case .kmsCreateKey: .kmsCreateKey
         case .kmsRotate: .kmsRotate
@@ -58,6 +60,7 @@ enum DaemonRequest: Sendable {
         case .selftest: return .selftest
         case .audit: return .audit
         case .auditVerify: return .auditVerify(log: body)
+        case .auditHead: return .auditHead
         case .kmsImport: return .kmsImport(try JSONCoding.decode(KMSImportRequest.self, body))
         case .kmsCreateKey: return .kmsCreateKey(try JSONCoding.decode(KMSCreateKeyRequest.self, body))
         case .kmsRotate: return .kmsRotate(try JSONCoding.decode(KMSRotateRequest.self, body))

@@ -22,6 +22,7 @@ struct Endpoint: Sendable {
         Endpoint("POST", "/v1/selftest", .selftest),
         Endpoint("GET", "/v1/audit", .audit),
         Endpoint("POST", "/v1/audit/verify", .auditVerify),
+        Endpoint("GET", "/v1/audit/head", .auditHead),
         Endpoint("POST", "/v1/kms/import", .kmsImport),
         Endpoint("POST", "/v1/kms/create-key", .kmsCreateKey),
         Endpoint("POST", "/v1/kms/rotate", .kmsRotate),

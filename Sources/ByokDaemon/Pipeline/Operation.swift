@@ -18,6 +18,8 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     case audit
     /// The audit log checked with the token's MAC key; authorized as `audit`.
     case auditVerify = "audit.verify"
+    /// The last durable record's seq and hash, from byokd's memory; authorized as `audit`.
+    case auditHead = "audit.head"
     case kmsImport = "kms.import"
     case kmsCreateKey = "kms.create-key"
     /// New key material from the token imported into a KMS key and rotated to; needs `wrap` too.
@@ -35,7 +37,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
         switch self {
         case .wrapBatch: [.wrap]
         case .approvalsList: [.approve]
-        case .auditVerify: [.audit]
+        case .auditVerify, .auditHead: [.audit]
         case .kmsImport: [.kmsImport, .wrap]
         case .kmsRotate: [.kmsRotate, .wrap]
         case .requestPoll: []
@@ -53,7 +55,7 @@ public enum Operation: String, CaseIterable, Sendable, Codable {
     public var canNeedApproval: Bool {
         switch self {
         case .status, .keysList, .keysGenerate, .wrap, .selftest, .kmsImport, .kmsCreateKey, .kmsRotate, .kmsMaterials: true
-        case .wrapBatch, .approve, .trust, .approvalsList, .audit, .auditVerify, .requestPoll: false
+        case .wrapBatch, .approve, .trust, .approvalsList, .audit, .auditVerify, .auditHead, .requestPoll: false
         }
     }
 

@@ -55,7 +55,7 @@ final class RequestPipeline: Sendable {
         if !(record.operation == Operation.requestPoll.rawValue && record.result == "pending") {
             do { try audit.append(record) } catch {
                 logger.critical("audit log write failed; refusing the answer", metadata: ["error": "\(error)"])
-                response = .error(ByokError(.internal, "byokd cannot write its audit log, so it gives no answer; see the daemon's log"))
+                response = .error(ByokError(.auditLogFailed, "byokd cannot write its audit log, so it gives no answer; see the daemon's log"))
             }
         }
         if logger.logLevel <= .info {
@@ -100,7 +100,7 @@ final class RequestPipeline: Sendable {
             return .batch(BatchStream(batch: batch, caller: caller, requestId: record.requestId, service: service, audit: audit))
         default:
             let needsTrust = trustedWrapping && [.wrap, .kmsImport, .kmsRotate].contains(request.operation)
-            guard needsTrust || twoPerson.contains(request.operation) else { return try execute(request, plan: nil) }
+            guard needsTrust || twoPerson.contains(request.operation) else { return try execute(request, plan: nil, record: &record) }
             // Held: a wrap is checked now (parameters, key, rules), so the second person sees what
             // will run and the requester learns of a mistake at once.
             let plan: WrapPlan? = switch request {
@@ -109,7 +109,7 @@ final class RequestPipeline: Sendable {
             case .kmsRotate(let k): try service.planKMSImport(KMSImportRequest(k))
             default: nil
             }
-            let entry = approvals.add(request, plan: plan, needs: needsTrust ? .trust : .approve, requester: caller)
+            let entry = try approvals.add(request, plan: plan, needs: needsTrust ? .trust : .approve, requester: caller)
             return .pending(Approvals.describe(entry))
         }
     }
@@ -123,8 +123,10 @@ final class RequestPipeline: Sendable {
     }
 
     /// Runs an operation on the token (or the audit log, or AWS KMS) and returns its outcome. A
-    /// held wrap runs the plan that was shown.
-    private func execute(_ request: DaemonRequest, plan: WrapPlan?) throws -> Outcome {
+    /// held wrap runs the plan that was shown. One that touches the token writes `record` ahead as
+    /// its intent first; the outcome names it.
+    private func execute(_ request: DaemonRequest, plan: WrapPlan?, record: inout AuditRecord) throws -> Outcome {
+        if request.operation.writesAhead { record.intent = try audit.intent(record) }
         switch request {
         case .status: return .status(service.status())
         case .keysList: return .keys(try service.listKeys())
@@ -133,8 +135,11 @@ final class RequestPipeline: Sendable {
         case .selftest:
             let results = try service.runSelfTest()
             return .selfTest(SelfTestResponse(algorithms: results.map(\.statusLine), at: Timestamp.string(Date())))
-        case .audit: return .auditLog(Array(audit.contents()))
+        case .audit: return .auditLog(try audit.contents())
         case .auditVerify(let log): return .auditVerified(try verify(log))
+        case .auditHead:
+            let head = audit.head()
+            return .auditHead(AuditHeadResponse(seq: head.seq, hash: head.hash))
         case .kmsCreateKey(let k): return .kmsCreated(try service.kmsCreateKey(k))
         case .kmsImport(let k):
             guard let plan else { return .kmsImported(try service.kmsImport(k)) }
@@ -181,7 +186,7 @@ final class RequestPipeline: Sendable {
             throw ByokError(.badRequest, "request \(id) waits for the Security Officer (`byokctl trust \(id)`), not for an approval")
         }
         if let plan = entry.plan, plan.source == .operator { try confirmFingerprint(body.wrappingKeySha256, of: plan, id: id) }
-        return try runHeld(id, second: approver, record: &record) { try execute($0.request, plan: $0.plan) }
+        return try runHeld(id, second: approver, record: &record) { try execute($0.request, plan: $0.plan, record: &$1) }
     }
 
     /// The Security Officer trusts a held wrap's wrapping key on the token for this one wrap.
@@ -195,7 +200,8 @@ final class RequestPipeline: Sendable {
             throw ByokError(.badRequest, "the request body's soPin is not base64")
         }
         let soPIN = PIN(wiping: &bytes)
-        return try runHeld(id, second: officer, record: &record, trustedBy: true) { entry in
+        return try runHeld(id, second: officer, record: &record, trustedBy: true) { entry, executed in
+            executed.intent = try audit.intent(executed)
             let wrapped = try service.trustedWrap(plan, soPIN: soPIN, tag: entry.id)
             switch entry.request {
             case .kmsImport: return .kmsImported(try service.finishKMSImport(plan, wrapped: wrapped))
@@ -208,17 +214,16 @@ final class RequestPipeline: Sendable {
     /// Runs a held request once (claimed, so a second approval cannot run it again), audits it in
     /// the requester's name with the second person, and keeps the outcome for the requester.
     private func runHeld(_ id: String, second: PeerCredentials, record: inout AuditRecord, trustedBy: Bool = false,
-                         _ run: (Approvals.Entry) throws -> Outcome) throws -> Outcome {
+                         _ run: (Approvals.Entry, inout AuditRecord) throws -> Outcome) throws -> Outcome {
         guard let claimed = approvals.claim(id) else {
             throw ByokError(.approvalNotFound, "request \(id) is no longer waiting (approved already, or expired)")
         }
-        var result = Result { try run(claimed) }.mapError(ByokError.wrapping)
-        var executed = AuditRecords.record(for: claimed.request, result: result, requestId: record.requestId, peer: claimed.requester)
-        executed.requestedBy = AuditRecords.peer(claimed.requester)
-        if trustedBy { executed.trustedBy = AuditRecords.peer(second) } else { executed.approvedBy = AuditRecords.peer(second) }
-        executed.approvalId = id
+        var executed = AuditRecords.approved(claimed.request, requester: claimed.requester, approver: second, id: id, requestId: record.requestId)
+        if trustedBy { executed.trustedBy = executed.approvedBy; executed.approvedBy = nil }
+        var result = Result { try run(claimed, &executed) }.mapError(ByokError.wrapping)
+        AuditRecords.complete(&executed, with: result)
         do { try audit.append(executed) } catch {
-            result = .failure(ByokError(.internal, "byokd cannot write its audit log, so the approved \(claimed.operation.rawValue) gives no answer"))
+            result = .failure(ByokError(.auditLogFailed, "byokd cannot write its audit log, so the approved \(claimed.operation.rawValue) gives no answer"))
         }
         approvals.finish(id, result)
         let error: ErrorBody.Inner? = if case .failure(let e) = result { ErrorBody(e).error } else { nil }
@@ -246,17 +251,10 @@ final class RequestPipeline: Sendable {
 
     /// The log's chain and every record's MAC, checked with the token's MAC key.
     private func verify(_ log: [UInt8]) throws -> AuditVerifyResponse {
-        guard let macKey else {
+        guard macKey != nil, let key = service.auditMacKey else {
             throw ByokError(.badRequest, "this byokd MACs no audit records (setting auditMacKey); `byokctl audit verify` checks the chain without the token")
         }
-        let report = AuditVerifier.verify(Data(log), mac: { [service] rec in
-            guard let mac = rec.mac.flatMap({ [UInt8](hex: $0) }),
-                  let expected = service.hmac(key: macKey, Digest.sha256(AuditVerifier.macInput(rec))) else { return nil }
-            return mac == expected
-        })
-        return AuditVerifyResponse(intact: report.firstBroken == nil, records: report.records, head: report.head,
-                                   firstBrokenLine: report.firstBroken?.line, reason: report.firstBroken?.reason,
-                                   macVerified: report.macVerified, macMissing: report.macMissing)
+        return AuditVerifyResponse(AuditVerifier.verify(Data(log), mac: { [service] in key.check($0, service: service) }))
     }
 
     /// Requests nobody approved in time: an "expired" record each, once.

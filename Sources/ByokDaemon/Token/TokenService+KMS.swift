@@ -32,6 +32,7 @@ extension TokenService {
             try withSession(retry: true) { session, token -> KeySpec in
                 // Through the key cache, so the wrap below does not read the key again.
                 let (key, _) = try keys.key(r.key, store: KeyStore(session: session, token: token))
+                try auditMacKey?.refuseToRelease(key)
                 guard let spec = key.spec else {
                     throw ByokError(.keyNotImportable, "key \"\(Display.escaped(key.label))\" is \(key.typeDescription), which is no AWS KMS key spec")
                 }

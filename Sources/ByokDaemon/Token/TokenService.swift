@@ -19,9 +19,12 @@ public final class TokenService: Sendable {
     let kmsClients: KMSClientCache
     /// What the start-up check found about CKA_WRAP_WITH_TRUSTED (nil: `trustedWrapping` is off).
     let trustCheck = Mutex<TrustedWrappingCheck?>(nil)
+    /// byokd's own key for audit MACs (`auditMacKey`): never wrapped, never importable.
+    let auditMacKey: AuditMacKey?
 
     public init(config: Configuration, logger: Logger) throws {
         self.logger = logger
+        auditMacKey = config.auditMacKey.map(AuditMacKey.init(reference:))
         kmsClients = KMSClientCache(config: config, logger: logger)
         let keys = self.keys, wrappingKeys = self.wrappingKeys
         // Handles cached in sessions that are gone are void after a (re)connect.
@@ -120,7 +123,7 @@ public final class TokenService: Sendable {
         try TokenErrors.guarded("keys list") {
             try withSession(retry: true) { session, token in
                 let store = KeyStore(session: session, token: token)
-                return KeyListResponse(keys: try store.keys().map(store.info))
+                return KeyListResponse(keys: try store.keys().map { key in auditMacKey.map { $0.mark(key, store.info(key)) } ?? store.info(key) })
             }
         }
     }
@@ -275,6 +278,7 @@ public final class TokenService: Sendable {
 
     /// What must hold for `key` to be wrapped under `resolved`, checked before C_WrapKey.
     private func checkWrappable(_ key: TokenKey, _ resolved: ImportParameters.Resolved, token: TokenInfo, trusted: Bool) throws {
+        try auditMacKey?.refuseToRelease(key)
         guard let spec = key.spec else {
             throw ByokError(.keyNotImportable, "key \"\(Display.escaped(key.label))\" is \(key.typeDescription), which is no AWS KMS key spec (\(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -356,16 +360,6 @@ public final class TokenService: Sendable {
     /// The algorithms that passed the self-test.
     var passedAlgorithms: Set<WrappingAlgorithm> {
         Set((selfTest.latest?.byAlgorithm.values).map { $0.filter { $0.state == .passed }.map(\.algorithm) } ?? [])
-    }
-
-    /// HMAC of `data` with an HMAC key on the token (for the audit log's MACs); nil if the key is
-    /// missing or the token cannot sign now.
-    public func hmac(key reference: String, _ data: [UInt8]) -> [UInt8]? {
-        try? withSession(retry: true) { session, token in
-            let (key, _) = try keys.key(reference, store: KeyStore(session: session, token: token))
-            guard let spec = key.spec, case .hmac(let hash, _) = spec.kind else { return nil }
-            return try session.sign(.hmac(hash), key: key.handle, data: data)
-        }
     }
 }
 
