@@ -43,6 +43,15 @@ final class Approvals: Sendable {
         self.limits = limits
     }
 
+    /// Whether `request` could be held now (PENDING_LIMIT or REQUEST_TOO_LARGE if not): asked
+    /// before a held wrap is planned, so a request past the bounds costs no token or KMS work.
+    func admissible(_ request: DaemonRequest, requester: PeerCredentials, now: Date = Date()) throws {
+        try entries.withLock { entries in
+            ApprovalLimits.purge(&entries, timeout: timeout, now: now)
+            try limits.admit(request, requester: requester, held: entries.values)
+        }
+    }
+
     /// Holds `request` and returns its entry (with a fresh random id); PENDING_LIMIT or
     /// REQUEST_TOO_LARGE past the bounds (`ApprovalLimits`).
     func add(_ request: DaemonRequest, plan: WrapPlan? = nil, needs: Needs = .approve, requester: PeerCredentials, now: Date = Date()) throws -> Entry {

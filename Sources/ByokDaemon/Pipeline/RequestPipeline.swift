@@ -102,7 +102,8 @@ final class RequestPipeline: Sendable {
             let needsTrust = trustedWrapping && [.wrap, .kmsImport, .kmsRotate].contains(request.operation)
             guard needsTrust || twoPerson.contains(request.operation) else { return try execute(request, plan: nil, record: &record) }
             // Held: a wrap is checked now (parameters, key, rules), so the second person sees what
-            // will run and the requester learns of a mistake at once.
+            // will run and the requester learns of a mistake at once; within the bounds first.
+            try approvals.admissible(request, requester: caller)
             let plan: WrapPlan? = switch request {
             case .wrap(let w): try service.plan(w)
             case .kmsImport(let k): try service.planKMSImport(k)
