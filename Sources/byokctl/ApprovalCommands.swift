@@ -72,7 +72,8 @@ struct Trust: ParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The request id.") var id: String
     @Option(help: ArgumentHelp("The wrapping key's SHA-256 (16+ hex digits) as you checked it.", valueName: "hex")) var wrappingKeySha256: String
-    @Option(help: ArgumentHelp("A file holding the SO PIN (one trailing newline allowed), for automation.", valueName: "file")) var soPinFile: String?
+    @Option(help: ArgumentHelp("A file holding the SO PIN (one trailing newline allowed), for automation.", valueName: "file"),
+                                completion: .file()) var soPinFile: String?
 
     func run() {
         byokctl.run(options) {
@@ -111,7 +112,7 @@ struct Audit: ParsableCommand {
             abstract: "Check an audit log's hash chain and name the first broken record.",
             discussion: "Without FILE, fetches the daemon's log (needs the audit permission). Exit 0 intact, 2 broken.")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "An audit.jsonl file.") var file: String?
+        @Argument(help: "An audit.jsonl file.", completion: .file()) var file: String?
         @Flag(help: "Also have byokd check every record's MAC with its key on the token (setting auditMacKey).") var withToken = false
 
         func run() {

@@ -16,7 +16,8 @@ struct Status: ParsableCommand {
                 print("token:   \"\(t.label)\" serial \(t.serial), \(t.model) (\(t.manufacturer))\(s.tokenAvailable ? "" : " — UNAVAILABLE")")
             }
             if let e = s.tokenError { print("         \(e)") }
-            print("self-test: \(s.selfTestAt ?? "not run")")
+            // byokd runs the self-test right after it starts answering: until it is done there is no verdict yet.
+            print("self-test: \(s.selfTestAt ?? "not finished yet (byokd runs it at start; ask again in a moment)")")
             print(table(["ALGORITHM", "STATE", "HOW / WHY"], s.algorithms.map { [$0.name, $0.state, $0.via ?? $0.reason ?? ""] }))
         }
     }
