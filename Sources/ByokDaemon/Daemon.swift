@@ -26,7 +26,7 @@ public enum Daemon {
                                                     attributes: [.posixPermissions: 0o700])
             if config.devToken == true { config = try DevToken.prepare(config, logger: logger) }
         } catch {
-            logger.critical("cannot prepare the state directory", metadata: ["error": "\(error)"])
+            logger.critical("cannot prepare the state directory", metadata: ["error": "\(StartupFailure.stateDir(error, config.resolvedStateDir))"])
             return 1
         }
         var service: TokenService?
@@ -44,7 +44,7 @@ public enum Daemon {
             logger.info("listening on the socket systemd passed")
         } else {
             do { listenFD = try SocketServer.bind(path: config.resolvedSocket, mode: config.resolvedSocketMode) } catch {
-                logger.critical("cannot listen", metadata: ["error": "\(error)"])
+                logger.critical("cannot listen", metadata: ["error": "\(StartupFailure.socket(error, config.resolvedSocket))"])
                 return 1
             }
             logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
