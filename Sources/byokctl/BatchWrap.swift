@@ -48,9 +48,20 @@ struct BatchWrap {
             let outs = entries.map { path($0.out) }
             if Set(outs).count != outs.count { throw ByokError(.badRequest, "two batch entries write to the same out directory") }
             var request: [BatchWrapRequest.Entry] = []
+            for out in outs { try Outputs.check(directory: out, force: force) }
+            // Every entry's directory is made and proven writable before byokd wraps anything (as for
+            // `wrap`); an entry that fails, or a batch that ends early, leaves none behind.
+            var made: [Outputs.Made] = []
+            do {
+                for out in outs { made.append(try Outputs.prepare(directory: out, force: force)) }
+            } catch {
+                made.forEach { $0.undo() }
+                throw error
+            }
+            var finished = false
+            defer { if !finished { made.forEach { $0.undo() } } }
             for (i, e) in entries.enumerated() {
                 let at = "batch entry at line \(lines[i]) (key \"\(Display.sanitized(e.key))\")"
-                try Outputs.check(directory: outs[i], force: force)
                 try Values.checkAlgorithm(e.wrappingAlgorithm, option: "wrappingAlgorithm of the \(at)")
                 var input = ParametersInput(kmsKeyId: e.kmsKeyId, validTo: e.parametersValidTo ?? e.validTo)
                 if let p = e.params {
@@ -94,6 +105,8 @@ struct BatchWrap {
             }
             if tty { FileHandle.standardError.write(Data("\n".utf8)) }
             if let fatal = results.first(where: { $0.index < 0 })?.error { throw ByokError(fatal.code, fatal.message) }
+            finished = true
+            for (i, o) in outcomes.enumerated() where !o.ok { made[i].undo() }
             for i in outcomes.indices where !outcomes[i].ok && outcomes[i].error == nil {
                 outcomes[i].error = ErrorBody(ByokError(.internal, "byokd sent no result for this entry")).error
             }

@@ -165,6 +165,11 @@ final class CommandLineTests: XCTestCase {
         let file = daemon.dir.write("a-file", "x")
         let r = try daemon.ctl(["wrap", "--key", "k", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", file + "/sub", "--json"])
         XCTAssertEqual(errorCode(r), "OUTPUT_UNWRITABLE", r.out + r.err)
+        // The same in a batch: no entry is wrapped, no directory of another entry is left behind.
+        let batch = daemon.dir.write("batch.jsonl", "{\"key\": \"k\", \"params\": \"p.json\", \"out\": \"fine\"}\n{\"key\": \"k\", \"params\": \"p.json\", \"out\": \"a-file/sub\"}\n")
+        let b = try daemon.ctl(["wrap", "--batch", batch, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--json"])
+        XCTAssertEqual(errorCode(b), "OUTPUT_UNWRITABLE", b.out + b.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.dir.file("fine")))
         let audit = (try? String(contentsOfFile: daemon.stateDir + "/audit.jsonl", encoding: .utf8)) ?? ""
         XCTAssertFalse(audit.contains("\"operation\":\"wrap\""), "byokd was never asked to wrap: \(audit)")
     }
