@@ -87,7 +87,17 @@ public enum Daemon {
         // run() returns once stop() closed the listening socket; stop() waits for requests in flight.
         server.stop(grace: 30)
         server.closeListener()
-        signals.forEach { $0.cancel() }
+        // The signal handlers hold the server, and through it the token service. libdispatch frees a
+        // cancelled source's handler on a worker thread, before its cancel handler runs: wait for that,
+        // so the sessions close and the module finalizes here, not while the process exits (a SoftHSM
+        // C_CloseSession racing its static destructors crashed ~1 stop in 3 of a release build).
+        let released = DispatchGroup()
+        for s in signals {
+            released.enter()
+            s.setCancelHandler { released.leave() }
+            s.cancel()
+        }
+        released.wait()
         service = nil
         if inherited == nil { unlink(config.resolvedSocket) }
         logger.notice("stopped")
