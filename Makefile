@@ -1,5 +1,5 @@
 # Convenience targets; each is one of the scripts.
-.PHONY: build test demo install
+.PHONY: build test demo install package
 build:
 	swift build -c release
 test:
@@ -8,3 +8,5 @@ demo:
 	./scripts/demo
 install:
 	./scripts/install-systemd
+package:
+	./scripts/package

@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "ByokClient", dependencies: ["ByokAPI", "COpenSSL", "Posix"]),
 
         .executableTarget(name: "byokd", dependencies: [
-            "ByokDaemon",
+            "ByokDaemon", "ByokAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -38,6 +38,9 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case inputUnreadable = "INPUT_UNREADABLE"
     case approvalNotFound = "APPROVAL_NOT_FOUND"
     case auditChainBroken = "AUDIT_CHAIN_BROKEN"
+    // byokd's start-up: the places it must write (it exits 1; byokctl never sees these)
+    case stateDirUnusable = "STATE_DIR_UNUSABLE"
+    case socketUnavailable = "SOCKET_UNAVAILABLE"
     // The token (exit 3)
     case tokenUnavailable = "TOKEN_UNAVAILABLE"
     case tokenError = "TOKEN_ERROR"

@@ -27,13 +27,26 @@ public final class DaemonClient {
         if rc != 0 {
             let e = errno
             close(s)
-            let hint = e == EACCES ? "you may not use it: ask for membership of the socket's group (byok)"
-                : "is byokd running? (`systemctl status byokd.socket`, or start it with `byokd --dev` to try it)"
+            let hint = e == EACCES ? Self.permissionHint(socketPath)
+                : "is byokd running? (`systemctl status byokd.socket`, or start it with `byokd --dev` to try it; a byokd elsewhere: --socket PATH)"
             throw ByokError(.daemonUnreachable, "cannot reach byokd at \(socketPath): \(String(cString: strerror(e))); \(hint)")
         }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         fd = s
+    }
+
+    /// Who may use the socket, from the socket file itself (not from what the units usually say).
+    static func permissionHint(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "you may not use it" }
+        let owner = getpwuid(st.st_uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "uid \(st.st_uid)"
+        let group = getgrgid(st.st_gid).flatMap { $0.pointee.gr_name.map { String(cString: $0) } } ?? "gid \(st.st_gid)"
+        let mode = String(st.st_mode & 0o777, radix: 8)
+        if st.st_gid == 0 || st.st_mode & 0o060 == 0 {
+            return "the socket is \(owner):\(group) mode \(mode), so only \(owner) may use it; run byokctl as \(owner), or give the socket an operators' group (SocketGroup= in byokd.socket)"
+        }
+        return "the socket is \(owner):\(group) mode \(mode); ask to be added to the group \(group) (usermod -aG \(group) USER, effective at the next login)"
     }
 
     /// Sends a request and returns (status, body). Reconnects once if a kept-alive connection was closed.

@@ -7,9 +7,7 @@ public enum NextCommand {
         s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    static func absolute(_ directory: String) -> String {
-        directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
-    }
+    static func absolute(_ directory: String) -> String { Outputs.absolute(directory) }
 
     public static func command(for manifest: Manifest, directory: String) -> String {
         switch manifest.provider ?? .aws {

@@ -40,6 +40,41 @@ public enum Outputs {
         }
     }
 
+    /// Directories `prepare` made, removed again (if still empty) when the wrap fails.
+    public struct Made {
+        let directories: [String]
+        public func undo() { for d in directories { rmdir(d) } }
+    }
+
+    /// `check`, then makes the directory (0700, with missing parents) and proves a file can be
+    /// created in it, all before byokd is asked: a wrap byokd audits as done is never lost to an
+    /// output that cannot be written. Returns what it made, deepest first, for `undo`.
+    public static func prepare(directory: String, force: Bool, provider: CloudProvider = .aws) throws -> Made {
+        try check(directory: directory, force: force, provider: provider)
+        var missing: [String] = []
+        var d = directory
+        while !d.isEmpty, d != "/", d != ".", !FileManager.default.fileExists(atPath: d) {
+            missing.append(d)
+            d = PathName.parent(d)
+        }
+        let made = Made(directories: missing)
+        for m in missing.reversed() where mkdir(m, 0o700) != 0 && errno != EEXIST {
+            let why = String(cString: strerror(errno))
+            made.undo()
+            throw ByokError(.outputUnwritable, "cannot create --out directory \(m): \(why)")
+        }
+        var template = Array("\(directory)/.byokctl-probe.XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            let why = String(cString: strerror(errno))
+            made.undo()
+            throw ByokError(.outputUnwritable, "cannot write to --out directory \(directory): \(why)")
+        }
+        close(fd)
+        unlink(String(cString: template))
+        return made
+    }
+
     /// Creates the output directory (0700) if it does not exist.
     public static func create(directory: String) throws {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
@@ -82,12 +117,25 @@ public enum Outputs {
         return d
     }
 
+    /// `directory` as an absolute path without `.`/`..` steps or doubled slashes (for the commands
+    /// an operator copies: `fileb:///home/a/out/…`, not `fileb:///home/a/./out/…`).
+    public static func absolute(_ directory: String) -> String {
+        let joined = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        var parts: [Substring] = []
+        for p in joined.split(separator: "/") {
+            if p == "." { continue }
+            if p == ".." { _ = parts.popLast(); continue }
+            parts.append(p)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
     /// The `aws kms import-key-material` command for these outputs, shell-quoted.
     public static func awsCommand(manifest: Manifest, directory: String) -> String {
         func q(_ s: String) -> String {
             s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }
-        let dir = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        let dir = absolute(directory)
         let keyId = manifest.kmsKeyId ?? "<KMS_KEY_ID>"
         return """
         aws kms import-key-material --key-id \(q(keyId)) \\

@@ -34,7 +34,7 @@ public enum Daemon {
         do {
             if config.devToken == true { config = try DevToken.prepare(config, logger: logger) }
         } catch {
-            logger.critical("cannot prepare the state directory", metadata: ["error": "\(error)"])
+            logger.critical("cannot prepare the state directory", metadata: ["error": "\(StartupFailure.stateDir(error, config.resolvedStateDir))"])
             return 1
         }
         var service: TokenService?
@@ -52,7 +52,7 @@ public enum Daemon {
             logger.info("listening on the socket systemd passed")
         } else {
             do { listenFD = try SocketServer.bind(path: config.resolvedSocket, mode: config.resolvedSocketMode) } catch {
-                logger.critical("cannot listen", metadata: ["error": "\(error)"])
+                logger.critical("cannot listen", metadata: ["error": "\(StartupFailure.socket(error, config.resolvedSocket))"])
                 return 1
             }
             logger.info("listening", metadata: ["socket": "\(config.resolvedSocket)"])
@@ -101,7 +101,17 @@ public enum Daemon {
         // run() returns once stop() closed the listening socket; stop() waits for requests in flight.
         server.stop(grace: 30)
         server.closeListener()
-        signals.forEach { $0.cancel() }
+        // The signal handlers hold the server, and through it the token service. libdispatch frees a
+        // cancelled source's handler on a worker thread, before its cancel handler runs: wait for that,
+        // so the sessions close and the module finalizes here, not while the process exits (a SoftHSM
+        // C_CloseSession racing its static destructors crashed ~1 stop in 3 of a release build).
+        let released = DispatchGroup()
+        for s in signals {
+            released.enter()
+            s.setCancelHandler { released.leave() }
+            s.cancel()
+        }
+        released.wait()
         service?.shutdown()
         service = nil
         if inherited == nil { unlink(config.resolvedSocket) }

@@ -72,7 +72,8 @@ struct Trust: ParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The request id.") var id: String
     @Option(help: ArgumentHelp("The wrapping key's SHA-256 (16+ hex digits) as you checked it.", valueName: "hex")) var wrappingKeySha256: String
-    @Option(help: ArgumentHelp("A file holding the SO PIN (one trailing newline allowed), for automation.", valueName: "file")) var soPinFile: String?
+    @Option(help: ArgumentHelp("A file holding the SO PIN (one trailing newline allowed), for automation.", valueName: "file"),
+                                completion: .file()) var soPinFile: String?
 
     func run() {
         byokctl.run(options) {

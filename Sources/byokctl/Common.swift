@@ -3,16 +3,17 @@ import ByokAPI
 import ByokClient
 import Foundation
 
-/// Options every command takes.
+/// Options every command takes, before or after the command name.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("byokd's socket (default $BYOKD_SOCKET or /run/byokd/byokd.sock).", valueName: "path"))
+    @Option(help: ArgumentHelp("byokd's socket (default $BYOKD_SOCKET, else /run/byokd/byokd.sock, else $XDG_RUNTIME_DIR/byokd/byokd.sock).",
+                               valueName: "path"), completion: .file())
     var socket: String?
 
     @Flag(help: "Machine-readable JSON output (errors too, as {\"error\":{\"code\",\"message\"}}).")
     var json = false
 
     var socketPath: String {
-        socket ?? ProcessInfo.processInfo.environment["BYOKD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? ByokSocket.defaultPath
+        socket ?? ProcessInfo.processInfo.environment["BYOKD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? DefaultPaths.clientSocket()
     }
 
     func client() -> DaemonClient { DaemonClient(socketPath: socketPath) }
@@ -35,6 +36,30 @@ func fail(_ error: Error, json: Bool) -> Never {
     }
     FileHandle.standardError.write(Data("byokctl: error: \(Display.sanitized(e.message)) [\(e.code.rawValue)]\n".utf8))
     exit(e.code.exitCode)
+}
+
+/// A command line the parser refused (or `--help`/`--version`): usage errors exit 2, and with
+/// `--json` anywhere on the line their sentence also goes to stdout as the usual error body.
+enum UsageError {
+    static func exit(_ error: Error, arguments: [String]) -> Never {
+        if Byokctl.exitCode(for: error) == .success { Byokctl.exit(withError: error) }
+        if wantsJSON(arguments) {
+            let e = ByokError(.badRequest, Byokctl.message(for: error))
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: (try? enc.encode(ErrorBody(e))) ?? Data(), as: UTF8.self))
+        }
+        FileHandle.standardError.write(Data((Byokctl.fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(ErrorCode.badRequest.exitCode)
+    }
+
+    /// `--json` given as an option (not after `--`).
+    static func wantsJSON(_ arguments: [String]) -> Bool { arguments.prefix { $0 != "--" }.contains("--json") }
+}
+
+/// A deprecation notice on stderr (never on stdout, which may be JSON).
+func warn(_ text: String) {
+    FileHandle.standardError.write(Data("byokctl: warning: \(text)\n".utf8))
 }
 
 /// Runs a command body, turning errors into the documented exit codes.

@@ -16,57 +16,78 @@ struct KMS: ParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
         @Option(help: "The token key: its label or a pkcs11: URI.") var key: String
-        @Option(help: "Wrapping algorithm (default: the best the token passed).") var wrappingAlgorithm: String?
-        @Option(help: "RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).") var wrappingKeySpec: String?
-        @Option(help: "When the imported material expires (ISO 8601); the default is that it does not.") var validTo: String?
+        @Option(help: ArgumentHelp("Wrapping algorithm (default: the best the token passed).", valueName: "algorithm"),
+                completion: .algorithms) var wrappingAlgorithm: String?
+        @Option(help: ArgumentHelp("RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).", valueName: "spec"),
+                completion: .list(Values.wrappingKeySpecs)) var wrappingKeySpec: String?
+        @Option(help: ArgumentHelp("When the imported material expires (ISO 8601); the default is that it does not.", valueName: "time")) var validTo: String?
         @Flag(help: "The material does not expire (the default; for scripts that want to say so).") var noExpiration = false
-        @Option(help: "NEW_KEY_MATERIAL or EXISTING_KEY_MATERIAL (keys holding several key materials).") var importType: String?
+        @Option(help: ArgumentHelp("NEW_KEY_MATERIAL or EXISTING_KEY_MATERIAL (keys holding several key materials).", valueName: "type"),
+                completion: .list(Values.importTypes)) var importType: String?
         @Option(help: "KeyMaterialDescription for keys holding several key materials.") var keyMaterialDescription: String?
-        @Option(help: "Directory for EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json (with the KMS answers).") var out: String
+        @Option(help: ArgumentHelp("Also keep EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json (with the KMS answers) in this directory.",
+                                   valueName: "dir"), completion: .directory) var out: String?
         @Flag(help: "Replace outputs already in --out.") var force = false
 
         func validate() throws {
             if validTo != nil && noExpiration { throw ValidationError("--valid-to and --no-expiration contradict each other") }
+            if force && out == nil { throw ValidationError("--force replaces outputs in --out; give --out DIR") }
         }
 
         func run() {
             byokctl.run(options) {
-                try Outputs.check(directory: out, force: force)
-                let r = try options.client().call("POST", "/v1/kms/import",
-                    KMSImportRequest(kmsKeyId: kmsKeyId, key: key, wrappingAlgorithm: wrappingAlgorithm, wrappingKeySpec: wrappingKeySpec,
-                                     validTo: validTo, importType: importType, keyMaterialDescription: keyMaterialDescription),
-                    as: KMSImportResponse.self, onPending: announcePending)
-                guard let blob = Data(base64Encoded: r.wrap.encryptedKeyMaterial), let token = Data(base64Encoded: r.wrap.importToken) else {
-                    throw ByokError(.internal, "byokd's answer carried damaged base64")
+                try Values.checkAlgorithm(wrappingAlgorithm)
+                try Values.check(wrappingKeySpec, in: Values.wrappingKeySpecs, option: "--wrapping-key-spec", code: .badRequest, what: "a wrapping key spec")
+                try Values.check(importType, in: Values.importTypes, option: "--import-type", code: .badRequest, what: "an import type")
+                let made = try out.map { try Outputs.prepare(directory: $0, force: force) }
+                do { try importKey(out: out) } catch {
+                    made?.undo()
+                    throw error
                 }
+            }
+        }
+
+        private func importKey(out: String?) throws {
+            let r = try options.client().call("POST", "/v1/kms/import",
+                KMSImportRequest(kmsKeyId: kmsKeyId, key: key, wrappingAlgorithm: wrappingAlgorithm, wrappingKeySpec: wrappingKeySpec,
+                                 validTo: validTo, importType: importType, keyMaterialDescription: keyMaterialDescription),
+                as: KMSImportResponse.self, onPending: announcePending)
+            guard let blob = Data(base64Encoded: r.wrap.encryptedKeyMaterial), let token = Data(base64Encoded: r.wrap.importToken) else {
+                throw ByokError(.internal, "byokd's answer carried damaged base64")
+            }
+            if let out {
                 struct ManifestWithKMS: Encodable { let manifest: Manifest; let kms: KMSKeyInfo }
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try Outputs.create(directory: out)
                 try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
                 try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
                 try Outputs.writeAtomically(try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8),
                                             directory: out, name: Outputs.manifest)
-                if options.json { options.printJSON(r); return }
-                let m = r.wrap.manifest
-                print("imported \(m.key.spec) key \"\(m.key.label)\" (\(m.key.kcv.map { "KCV \($0)" } ?? m.key.publicKeySha256.map { "public key SHA-256 \($0)" } ?? ""))")
-                print("  into \(r.kms.arn) — key state \(r.kms.keyState)")
-                print("  wrapped on token \"\(m.token.label)\" with \(m.wrappingAlgorithm) under \(m.wrappingKeySpec); outputs and manifest in \(out)")
             }
+            if options.json { options.printJSON(r); return }
+            let m = r.wrap.manifest
+            print("imported \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (\(m.key.kcv.map { "KCV \($0)" } ?? m.key.publicKeySha256.map { "public key SHA-256 \($0)" } ?? ""))")
+            print("  into \(r.kms.arn) — key state \(r.kms.keyState)")
+            print("  wrapped on token \"\(m.token.label)\" with \(m.wrappingAlgorithm) under \(m.wrappingKeySpec)" + (out.map { "; outputs and manifest in \($0)" } ?? ""))
         }
     }
 
     struct CreateKey: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create-key", abstract: "CreateKey with Origin=EXTERNAL, ready for an import.")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "AWS key spec.") var spec: String
-        @Option(help: "Key usage (default: ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC or SIGN_VERIFY by spec).") var usage: String?
+        @Option(name: [.customLong("spec"), .customLong("key-spec")], help: ArgumentHelp("AWS key spec (--key-spec as in aws kms create-key).", valueName: "spec"),
+                completion: .list(Values.awsKeySpecs)) var spec: String
+        @Option(name: [.customLong("usage"), .customLong("key-usage")],
+                help: ArgumentHelp("Key usage (default: ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC or SIGN_VERIFY by spec).", valueName: "usage"),
+                completion: .list(Values.keyUsages)) var usage: String?
         @Flag(help: "A multi-Region primary key.") var multiRegion = false
         @Option(help: "Description.") var description: String?
         @Option(help: ArgumentHelp("A tag, KEY=VALUE (repeatable).", valueName: "key=value")) var tag: [String] = []
 
         func run() {
             byokctl.run(options) {
+                try Values.check(spec, in: Values.awsKeySpecs, option: "--key-spec", code: .keySpecUnknown, what: "an AWS KMS key spec")
+                try Values.check(usage, in: Values.keyUsages, option: "--key-usage", code: .badRequest, what: "a key usage")
                 var tags: [String: String] = [:]
                 for t in tag {
                     guard let eq = t.firstIndex(of: "=") else { throw ByokError(.badRequest, "--tag \(t) is not KEY=VALUE") }
@@ -89,13 +110,17 @@ struct KMS: ParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
         @Option(help: "The token key holding the new material: its label or a pkcs11: URI.") var key: String
-        @Option(help: "Wrapping algorithm (default: the best the token passed).") var wrappingAlgorithm: String?
-        @Option(help: "RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).") var wrappingKeySpec: String?
+        @Option(help: ArgumentHelp("Wrapping algorithm (default: the best the token passed).", valueName: "algorithm"),
+                completion: .algorithms) var wrappingAlgorithm: String?
+        @Option(help: ArgumentHelp("RSA_2048, RSA_3072 or RSA_4096 (default RSA_4096).", valueName: "spec"),
+                completion: .list(Values.wrappingKeySpecs)) var wrappingKeySpec: String?
         @Option(help: "When the new material expires (ISO 8601); the default is that it does not.") var validTo: String?
         @Option(help: "KeyMaterialDescription of the new material.") var keyMaterialDescription: String?
 
         func run() {
             byokctl.run(options) {
+                try Values.checkAlgorithm(wrappingAlgorithm)
+                try Values.check(wrappingKeySpec, in: Values.wrappingKeySpecs, option: "--wrapping-key-spec", code: .badRequest, what: "a wrapping key spec")
                 let r = try options.client().call("POST", "/v1/kms/rotate",
                     KMSRotateRequest(kmsKeyId: kmsKeyId, key: key, wrappingAlgorithm: wrappingAlgorithm, wrappingKeySpec: wrappingKeySpec,
                                      validTo: validTo, keyMaterialDescription: keyMaterialDescription),

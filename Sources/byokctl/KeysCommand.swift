@@ -14,8 +14,11 @@ struct Keys: ParsableCommand {
                 let r = try options.client().call("GET", "/v1/keys", as: KeyListResponse.self)
                 if options.json { options.printJSON(r); return }
                 if r.keys.isEmpty { print("no keys on the token; make one with `byokctl keys generate --label NAME --spec SYMMETRIC_DEFAULT`"); return }
-                print(table(["LABEL", "ID", "SPEC", "TYPE", "KCV / PUBLIC KEY SHA-256", "SENSITIVE", "EXTRACTABLE"], r.keys.map {
-                    [$0.label, $0.id, $0.reservedFor == "audit-mac" ? "byokd's audit MAC key" : $0.spec ?? "-", $0.type, $0.kcv ?? $0.publicKeySha256 ?? $0.noFingerprint ?? "-",
+                // Fits 100 columns for labels up to ~20 characters: the public-key hash is shortened
+                // (it is whole in --json and in the manifest), the spec stands for the type.
+                print(table(["LABEL", "ID", "SPEC", "FINGERPRINT", "SENSITIVE", "EXTRACTABLE"], r.keys.map {
+                    [$0.label, $0.id, $0.reservedFor == "audit-mac" ? "byokd's audit MAC key" : $0.spec ?? $0.type,
+                     $0.kcv.map { "KCV " + $0 } ?? $0.publicKeySha256.map { String($0.prefix(16)) + "…" } ?? $0.noFingerprint ?? "-",
                      $0.sensitive.map { $0 ? "yes" : "NO" } ?? "?", $0.extractable.map { $0 ? "yes" : "no" } ?? "?"]
                 }))
             }
@@ -26,12 +29,15 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate a key inside the token (sensitive, extractable only by wrapping).")
         @OptionGroup var options: GlobalOptions
         @Option(help: "Label of the new key (must not exist on the token).") var label: String
-        @Option(help: ArgumentHelp("AWS key spec: \(KeySpec.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "spec")) var spec: String
+        @Option(name: [.customLong("spec"), .customLong("key-spec")],
+                help: ArgumentHelp("Key spec (AWS's names; --key-spec as in aws kms create-key): \(Values.keySpecs.joined(separator: ", ")).", valueName: "spec"),
+                completion: .list(Values.keySpecs)) var spec: String
         @Flag(help: "Make the key even if no wrapping algorithm that passed the self-test can export it to AWS KMS (the answer says so).")
         var allowUnexportable = false
 
         func run() {
             byokctl.run(options) {
+                try Values.check(spec, in: Values.keySpecs, option: "--spec", code: .keySpecUnknown, what: "a key spec")
                 let request = GenerateRequest(label: label, spec: spec, allowUnexportable: allowUnexportable ? true : nil)
                 let k = try options.client().call("POST", "/v1/keys", request, as: KeyInfo.self, onPending: announcePending)
                 if options.json { options.printJSON(k); return }

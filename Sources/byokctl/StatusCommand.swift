@@ -21,7 +21,8 @@ struct Status: ParsableCommand {
             if let flags = s.tokenFlags { print("flags:   \(flags.isEmpty ? "none" : flags.joined(separator: " "))") }
             for note in s.tokenNotes ?? [] { print("  NOTE:  \(note)") }
             if let fips = s.fips { print("FIPS:    \(fips.mode) (\(fips.evidence))") }
-            print("self-test: \(s.selfTestAt ?? "not run")")
+            // byokd runs the self-test right after it starts answering: until it is done there is no verdict yet.
+            print("self-test: \(s.selfTestAt ?? "not finished yet (byokd runs it at start; ask again in a moment)")")
             print(table(["ALGORITHM", "STATE", "HOW / WHY"], s.algorithms.map { [$0.name, $0.state, $0.via ?? $0.reason ?? ""] }))
         }
     }

@@ -21,24 +21,37 @@ struct Wrap: ParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Option(help: "The key: its label or a pkcs11: URI.") var key: String?
     @Option(name: .customLong("for"), help: "The cloud the key goes to.") var provider: CloudProvider = .aws
-    @Option(help: "AWS CLI JSON or ImportParameters.zip; Azure KEK JSON; Google import job JSON.") var params: String?
+    @Option(help: ArgumentHelp("AWS CLI JSON or ImportParameters.zip; Azure KEK JSON; Google import job JSON.", valueName: "file"),
+            completion: .file()) var params: String?
     @Option(help: "Azure: the KEK's key identifier (https://VAULT.vault.azure.net/keys/NAME/VERSION), with --public-key.") var kid: String?
     @Option(help: "Google Cloud: the import job's resource name (projects/…/importJobs/J), with --public-key.") var importJob: String?
-    @Option(help: ArgumentHelp("Google Cloud: the import job's method, with --public-key.", valueName: "method")) var importMethod: String?
-    @Option(help: "Wrapping public key file (DER, base64 or PEM).") var publicKey: String?
-    @Option(help: "Import token file (raw or base64).") var importToken: String?
+    @Option(help: ArgumentHelp("Google Cloud: the import job's method, with --public-key.", valueName: "method"),
+            completion: .list(Values.gcpImportMethods)) var importMethod: String?
+    @Option(help: ArgumentHelp("Wrapping public key file (DER, base64 or PEM).", valueName: "file"), completion: .file()) var publicKey: String?
+    @Option(help: ArgumentHelp("Import token file (raw or base64).", valueName: "file"), completion: .file()) var importToken: String?
     @Option(help: ArgumentHelp("How --import-token is encoded: raw or base64. Without it, a file with any byte that is no base64 character is raw, base64 text ending in a newline is decoded, and anything else is refused as ambiguous.", valueName: "encoding"))
     var importTokenEncoding: String?
-    @Option(help: "RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1 (as given to get-parameters-for-import).")
+    @Option(help: ArgumentHelp("\(Values.wrappingAlgorithms.joined(separator: ", ")) (as given to get-parameters-for-import).",
+                               valueName: "algorithm"), completion: .algorithms)
     var wrappingAlgorithm: String?
     @Option(help: "KMS key id or ARN, when the files do not carry it.") var kmsKeyId: String?
-    @Option(help: "When the parameters expire (ISO 8601), when the files do not say.") var validTo: String?
-    @Option(help: "Directory for EncryptedKeyMaterial.bin, ImportToken.bin and manifest.json.") var out: String?
+    @Option(help: ArgumentHelp("When the import parameters expire (ISO 8601), for files that do not say (--public-key and --import-token); not the key material's expiry, which is aws kms import-key-material --valid-to.",
+                               valueName: "time"))
+    var parametersValidTo: String?
+    @Option(name: .customLong("valid-to"), help: .hidden) var deprecatedValidTo: String?
+    @Option(help: ArgumentHelp("Directory for the outputs (created if missing).", valueName: "dir"), completion: .directory) var out: String?
     @Flag(help: "Replace outputs already in --out.") var force = false
-    @Option(help: ArgumentHelp("Many wraps in one request: a JSON array (or JSON Lines) of {key, params | publicKey+importToken, wrappingAlgorithm, kmsKeyId, out}; paths relative to FILE.", valueName: "file"))
+    @Option(help: ArgumentHelp("Many wraps in one request: a JSON array (or JSON Lines) of {key, params | publicKey+importToken, wrappingAlgorithm, kmsKeyId, out}; paths relative to FILE.", valueName: "file"),
+            completion: .file())
     var batch: String?
 
+    /// The parameters' expiry as given, by its name or the deprecated one.
+    var givenParametersValidTo: String? { parametersValidTo ?? deprecatedValidTo }
+
     func validate() throws {
+        if parametersValidTo != nil && deprecatedValidTo != nil {
+            throw ValidationError("give --parameters-valid-to only (--valid-to is its deprecated name)")
+        }
         if batch != nil {
             if key != nil || out != nil || params != nil || publicKey != nil || importToken != nil {
                 throw ValidationError("--batch takes everything from its file; leave out --key, --out, --params, --public-key and --import-token")
@@ -80,71 +93,91 @@ struct Wrap: ParsableCommand {
     }
 
     func run() {
+        if deprecatedValidTo != nil {
+            warn("wrap --valid-to is deprecated and means the import parameters' expiry: use --parameters-valid-to (the key material's expiry is `aws kms import-key-material --valid-to`)")
+        }
         if let batch { return BatchWrap(options: options, file: batch, force: force, defaultAlgorithm: wrappingAlgorithm).run() }
         let key = key!, out = out!
         byokctl.run(options) {
-            try Outputs.check(directory: out, force: force, provider: provider)
-            var input = ParametersInput(kmsKeyId: kmsKeyId, validTo: validTo)
-            if provider != .aws { input.provider = provider }
-            if let params {
-                let d = try Outputs.read(params, what: "parameters file").base64EncodedString()
-                switch provider {
-                case .aws:
-                    if Data(base64Encoded: d)!.starts(with: [0x50, 0x4B, 0x03, 0x04]) { input.zip = d } else { input.awsJSON = d }
-                case .azure: input.azureKey = d
-                case .gcp: input.gcpImportJob = d
-                }
-            } else if let publicKey {
-                input.publicKey = try Outputs.read(publicKey, what: "wrapping public key file").base64EncodedString()
-                input.importToken = try importToken.map { try Outputs.read($0, what: "import token file").base64EncodedString() }
-                input.kid = kid
-                input.importJob = importJob
-                input.importMethod = importMethod
-                input.importTokenEncoding = importTokenEncoding
+            try Values.checkAlgorithm(wrappingAlgorithm)
+            // The directory is made (and proven writable) before byokd wraps, so a wrap is never
+            // audited as done while its outputs cannot be written; it is removed again if the wrap fails.
+            let made = try Outputs.prepare(directory: out, force: force, provider: provider)
+            do { try wrap(key: key, out: out) } catch {
+                made.undo()
+                throw error
             }
-            let r = try options.client().call("POST", "/v1/wrap", WrapRequest(key: key, parameters: input, wrappingAlgorithm: wrappingAlgorithm),
-                                              as: WrapResponse.self, onPending: announcePending)
-            guard let blob = Data(base64Encoded: r.encryptedKeyMaterial), let token = Data(base64Encoded: r.importToken) else {
-                throw ByokError(.internal, "byokd's answer carried damaged base64")
-            }
-            let m = r.manifest
-            guard (m.provider ?? .aws) == provider else { throw ByokError(.internal, "byokd wrapped for \(m.provider?.rawValue ?? "aws"), not \(provider.rawValue)") }
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try Outputs.create(directory: out)
+        }
+    }
+
+    private func wrap(key: String, out: String) throws {
+        var input = ParametersInput(kmsKeyId: kmsKeyId, validTo: givenParametersValidTo)
+        if provider != .aws { input.provider = provider }
+        if let params {
+            let d = try Outputs.read(params, what: "parameters file").base64EncodedString()
             switch provider {
             case .aws:
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
-            case .azure:
-                let file = AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
-                                          generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))")
-                try Outputs.writeAtomically(file, directory: out, name: Outputs.azureBYOK)
-            case .gcp:
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.gcpWrappedKey)
+                if Data(base64Encoded: d)!.starts(with: [0x50, 0x4B, 0x03, 0x04]) { input.zip = d } else { input.awsJSON = d }
+            case .azure: input.azureKey = d
+            case .gcp: input.gcpImportJob = d
             }
-            try Outputs.writeAtomically(try enc.encode(m) + Data("\n".utf8), directory: out, name: Outputs.manifest)
-            let files = Outputs.files(for: provider)
-            let command = NextCommand.command(for: m, directory: out)
-            if options.json {
-                struct Result: Encodable { let manifest: Manifest; let files: [String]; let nextCommand: String; let awsCommand: String? }
-                options.printJSON(Result(manifest: m, files: files.map { out + "/" + $0 }, nextCommand: command, awsCommand: provider == .aws ? command : nil))
-                return
-            }
-            print("wrapped \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (id \(m.key.id)\(m.key.kcv.map { ", KCV \($0)" } ?? "")) on token \"\(m.token.label)\"")
-            if let none = m.key.noFingerprint { print("  \(none)") }
-            print("  with \(m.wrappingAlgorithm) under the \(m.wrappingKeySpec) wrapping key \(m.wrappingPublicKeySha256.prefix(16))…")
-            if let v = m.parametersValidTo { print("  import parameters valid until \(v)") }
-            print("wrote \(files.map { out + "/" + $0 }.joined(separator: ", "))")
-            print("")
-            switch provider {
-            case .aws: print("Next, upload the key material to AWS KMS:")
-            case .azure: print("Next, import the key into Azure Key Vault (choose the key's --name there):")
-            case .gcp: print("Next, import the key version into Cloud KMS (into a key created with --skip-initial-version-creation and this purpose; for RSA keys pick the --algorithm you need):")
-            }
-            print("")
-            print(command)
-            if provider == .aws && m.kmsKeyId == nil { print("\n(replace <KMS_KEY_ID> with the KeyId you requested the parameters for)") }
+        } else if let publicKey {
+            input.publicKey = try Outputs.read(publicKey, what: "wrapping public key file").base64EncodedString()
+            input.importToken = try importToken.map { try Outputs.read($0, what: "import token file").base64EncodedString() }
+            input.kid = kid
+            input.importJob = importJob
+            input.importMethod = importMethod
+            input.importTokenEncoding = importTokenEncoding
         }
+        let r = try options.client().call("POST", "/v1/wrap", WrapRequest(key: key, parameters: input, wrappingAlgorithm: wrappingAlgorithm),
+                                          as: WrapResponse.self, onPending: announcePending)
+        guard let blob = Data(base64Encoded: r.encryptedKeyMaterial), let token = Data(base64Encoded: r.importToken) else {
+            throw ByokError(.internal, "byokd's answer carried damaged base64")
+        }
+        let m = r.manifest
+        guard (m.provider ?? .aws) == provider else { throw ByokError(.internal, "byokd wrapped for \(m.provider?.rawValue ?? "aws"), not \(provider.rawValue)") }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        switch provider {
+        case .aws:
+            try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
+            try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
+        case .azure:
+            let file = AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
+                                      generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))")
+            try Outputs.writeAtomically(file, directory: out, name: Outputs.azureBYOK)
+        case .gcp:
+            try Outputs.writeAtomically(blob, directory: out, name: Outputs.gcpWrappedKey)
+        }
+        try Outputs.writeAtomically(try enc.encode(m) + Data("\n".utf8), directory: out, name: Outputs.manifest)
+        let files = Outputs.files(for: provider)
+        let command = NextCommand.command(for: m, directory: out)
+        noteIgnoredExpiry(m)
+        if options.json {
+            struct Result: Encodable { let manifest: Manifest; let files: [String]; let nextCommand: String; let awsCommand: String? }
+            options.printJSON(Result(manifest: m, files: files.map { out + "/" + $0 }, nextCommand: command, awsCommand: provider == .aws ? command : nil))
+            return
+        }
+        print("wrapped \(m.key.spec) key \"\(Display.sanitized(m.key.label))\" (id \(m.key.id)\(m.key.kcv.map { ", KCV \($0)" } ?? "")) on token \"\(m.token.label)\"")
+        if let none = m.key.noFingerprint { print("  \(none)") }
+        print("  with \(m.wrappingAlgorithm) under the \(m.wrappingKeySpec) wrapping key \(m.wrappingPublicKeySha256.prefix(16))…")
+        if let v = m.parametersValidTo { print("  import parameters valid until \(v)") }
+        print("wrote \(files.map { Outputs.absolute(out) + "/" + $0 }.joined(separator: ", "))")
+        print("")
+        switch provider {
+        case .aws: print("Next, upload the key material to AWS KMS:")
+        case .azure: print("Next, import the key into Azure Key Vault (choose the key's --name there):")
+        case .gcp: print("Next, import the key version into Cloud KMS (into a key created with --skip-initial-version-creation and this purpose; for RSA keys pick the --algorithm you need):")
+        }
+        print("")
+        print(command)
+        if provider == .aws && m.kmsKeyId == nil { print("\n(replace <KMS_KEY_ID> with the KeyId you requested the parameters for)") }
+    }
+
+    /// --parameters-valid-to applies only when the files carry no expiry; say so when they did.
+    private func noteIgnoredExpiry(_ m: Manifest) {
+        guard let given = givenParametersValidTo, let used = m.parametersValidTo,
+              Timestamp.parse(given) != Timestamp.parse(used) else { return }
+        warn("--parameters-valid-to \(Display.sanitized(given)) was not used: the parameters say they expire at \(used)")
     }
 }

@@ -3,23 +3,29 @@ import ByokAPI
 import Foundation
 
 /// byokctl: the operator's client for byokd. Exit codes: 0 done; 2 bad input or usage;
-/// 3 HSM or token error; 4 denied; 5 daemon unreachable.
+/// 3 HSM or token error; 4 denied; 5 daemon unreachable; 6 AWS KMS error.
 struct Byokctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "byokctl",
-        abstract: "Generate keys in the HSM and wrap them on the token for AWS KMS import, through byokd.",
-        discussion: "Exit codes: 0 done; 2 bad input or usage; 3 HSM or token error; 4 denied; 5 byokd unreachable; 6 AWS KMS error.",
+        abstract: "Generate keys in the HSM and wrap them on the token for AWS KMS, Azure or Google Cloud import, through byokd.",
+        discussion: """
+        --socket and --json may be given before or after the command (`byokctl --socket S status`). \
+        Without --socket, byokctl uses $BYOKD_SOCKET, else /run/byokd/byokd.sock (the system byokd), \
+        else $XDG_RUNTIME_DIR/byokd/byokd.sock (a byokd you run yourself).
+        Exit codes: 0 done; 2 bad input or usage; 3 HSM or token error; 4 denied; 5 byokd unreachable; 6 AWS KMS error.
+        """,
         version: ByokVersion.current,
         subcommands: [Status.self, Keys.self, Wrap.self, KMS.self, SelfTestCommand.self, Approve.self, Trust.self, Pending.self, Audit.self])
+
+    // Declared here too (same property name as in every command), so the options parse before the
+    // command name as well as after it: the parser fills every `options` in the command stack.
+    @OptionGroup var options: GlobalOptions
 }
 
-// Usage errors exit 2 (the argument parser's default is 64).
+let arguments = Array(CommandLine.arguments.dropFirst())
 do {
-    var command = try Byokctl.parseAsRoot()
+    var command = try Byokctl.parseAsRoot(arguments)
     try command.run()
 } catch {
-    let code = Byokctl.exitCode(for: error)
-    if code == .success { Byokctl.exit(withError: error) }
-    FileHandle.standardError.write(Data((Byokctl.fullMessage(for: error) + "\n").utf8))
-    exit(code == .validationFailure ? 2 : code.rawValue)
+    UsageError.exit(error, arguments: arguments)
 }

@@ -90,9 +90,11 @@ public final class TempDir {
     public func write(_ name: String, _ text: String) -> String { write(name, Data(text.utf8)) }
 }
 
-/// Where `swift build` put byokd and byokctl: next to the test bundle.
+/// Where `swift build` put byokd and byokctl: next to the test bundle, or `$BYOKD_TEST_BINARIES`
+/// (to run the same tests against another build, e.g. the one before a change).
 public enum Binaries {
     public static let directory: String = {
+        if let dir = ProcessInfo.processInfo.environment["BYOKD_TEST_BINARIES"], !dir.isEmpty { return dir }
         var url = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
         for _ in 0..<6 {
             url = url.deletingLastPathComponent()
