@@ -111,7 +111,7 @@ final class WrappingKeyTrustTests: XCTestCase {
         XCTAssertEqual(wrong.code, 4, wrong.err)
         XCTAssertEqual(errorCode(wrong), "DENIED")
         XCTAssertTrue(requester.process.isRunning, "still waiting")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/EncryptedKeyMaterial.bin"), "nothing written while it waits")
 
         // The approver who checked the key approves; the wrap is what was shown.
         let ok = try ctlAs(Self.nobody, d, ["approve", id, "--wrapping-key-sha256", String(fingerprint.prefix(20)).uppercased()])
