@@ -137,7 +137,7 @@ public struct GenerateRequest: Codable, Sendable {
 }
 
 /// The import parameters as the operator holds them, carried as bytes: the daemon parses them.
-public struct ParametersInput: Codable, Sendable {
+public struct ParametersInput: Codable, Sendable, Hashable {
     /// The JSON printed by `aws kms get-parameters-for-import` (base64 of the file's bytes).
     public var awsJSON: String?
     /// The console's ImportParameters.zip (base64).
