@@ -8,13 +8,13 @@ func announcePending(_ p: PendingRequest) {
     let who = p.needs == "trust" ? "the Security Officer's step" : "a second operator's approval"
     let command = p.needs == "trust" ? "byokctl trust \(p.id) --wrapping-key-sha256 …" : "byokctl approve \(p.id)"
         + (p.confirmWrappingKey == true ? " --wrapping-key-sha256 …" : "")
-    FileHandle.standardError.write(Data("""
+    printError("""
         byokctl: this \(p.operation) needs \(who).
         \(describe(p, indent: "  "))
           ask them to check it and run:  \(command)
           waiting until \(p.expiresAt) …
 
-        """.utf8))
+        """)
 }
 
 /// A held request as a block of lines, everything that came from a client or token sanitized.
@@ -36,11 +36,12 @@ func describe(_ p: PendingRequest, indent: String = "") -> String {
     if p.key == nil { lines.append(("what", p.summary)) }
     lines.append(("expires", p.expiresAt))
     let width = lines.map(\.0.count).max() ?? 0
-    return lines.map { indent + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + Display.sanitized($0.1) }.joined(separator: "\n")
+    return lines.map { indent + padded($0.0, to: width) + "  " + Display.sanitized($0.1) }.joined(separator: "\n")
 }
 
 struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "approve",
         abstract: "Approve another operator's request (two-person rule).",
         discussion: "A wrap under a wrapping key the requester supplied needs --wrapping-key-sha256: the first 16 or more hex digits of that key's SHA-256, read from your own copy of the AWS parameters (e.g. `openssl pkey -pubin -inform DER -in WrappingPublicKey.bin -outform DER | sha256sum`). `byokctl pending` shows what byokd received.")
     @OptionGroup var options: GlobalOptions
@@ -67,6 +68,7 @@ func printOutcome(_ r: ApprovalResponse, verb: String) {
 
 struct Trust: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "trust",
         abstract: "As the Security Officer, trust a held wrap's wrapping key on the token for that one wrap (trustedWrapping).",
         discussion: "Check the request with `byokctl pending` first. The SO PIN is read from the terminal without echo, or from --so-pin-file (never from the command line or the environment); it is sent to byokd once, used for one C_Login, and wiped.")
     @OptionGroup var options: GlobalOptions
@@ -90,7 +92,7 @@ struct Trust: ParsableCommand {
 }
 
 struct Pending: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List requests waiting for approval or for the Security Officer.")
+    static let configuration = CommandConfiguration(commandName: "pending", abstract: "List requests waiting for approval or for the Security Officer.")
     @OptionGroup var options: GlobalOptions
 
     func run() {
@@ -104,10 +106,11 @@ struct Pending: ParsableCommand {
 }
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fetch or verify the audit log.", subcommands: [Verify.self, Show.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Fetch or verify the audit log.", subcommands: [Verify.self, Show.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check an audit log's hash chain and name the first broken record.",
             discussion: "Without FILE, fetches the daemon's log (needs the audit permission). Exit 0 intact, 2 broken.")
         @OptionGroup var options: GlobalOptions
@@ -127,7 +130,7 @@ struct Audit: ParsableCommand {
                     if options.json { options.printJSON(r) }
                     guard r.intact else {
                         let e = ByokError(.auditChainBroken, "the audit log is broken at line \(r.firstBrokenLine ?? 0): \(r.reason ?? "")")
-                        FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+                        printError("byokctl: error: \(e.message) [\(e.code.rawValue)]\n")
                         Foundation.exit(e.code.exitCode)
                     }
                     if !options.json {
@@ -142,7 +145,7 @@ struct Audit: ParsableCommand {
                         struct Out: Encodable { let intact: Bool; let records: Int; let firstBrokenLine: Int; let reason: String; let error: ErrorBody.Inner }
                         options.printJSON(Out(intact: false, records: report.records, firstBrokenLine: broken.line, reason: broken.reason, error: ErrorBody(e).error))
                     }
-                    FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+                    printError("byokctl: error: \(e.message) [\(e.code.rawValue)]\n")
                     Foundation.exit(e.code.exitCode)
                 }
                 if options.json {
@@ -156,12 +159,12 @@ struct Audit: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the daemon's audit log (JSON Lines).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the daemon's audit log (JSON Lines).")
         @OptionGroup var options: GlobalOptions
 
         func run() {
             byokctl.run(options) {
-                FileHandle.standardOutput.write(try options.client().fetch("/v1/audit"))
+                writeOutput(try options.client().fetch("/v1/audit"))
             }
         }
     }

@@ -67,9 +67,8 @@ struct BatchWrap {
                 if let w = r.result, let blob = Data(base64Encoded: w.encryptedKeyMaterial), let token = Data(base64Encoded: w.importToken) {
                     do {
                         try Outputs.create(directory: r.name)
-                        try Outputs.writeAtomically(blob, directory: r.name, name: Outputs.encryptedKeyMaterial)
-                        try Outputs.writeAtomically(token, directory: r.name, name: Outputs.importToken)
-                        try Outputs.writeAtomically(try enc.encode(w.manifest) + Data("\n".utf8), directory: r.name, name: Outputs.manifest)
+                        try Outputs.writeAtomically([(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token),
+                                                     (Outputs.manifest, try enc.encode(w.manifest) + Data("\n".utf8))], directory: r.name)
                         written += 1
                     } catch {
                         writeError = writeError ?? error
@@ -79,10 +78,10 @@ struct BatchWrap {
                     failures.append((r.name, ByokError(e.code, e.message)))
                 }
                 if tty {
-                    FileHandle.standardError.write(Data("\rwrapped \(written)/\(request.count), \(failures.count) failed".utf8))
+                    printError("\rwrapped \(written)/\(request.count), \(failures.count) failed")
                 }
             }
-            if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+            if tty { printError("\n") }
             if let fatal = results.first(where: { $0.index < 0 })?.error { throw ByokError(fatal.code, fatal.message) }
             if options.json {
                 struct Out: Encodable { let total: Int; let succeeded: Int; let failed: [[String: String]] }

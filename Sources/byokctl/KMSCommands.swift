@@ -11,6 +11,7 @@ struct KMS: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "GetParametersForImport → wrap on the token → ImportKeyMaterial → DescribeKey.",
             discussion: "Defaults: RSAES_OAEP_SHA_256 (RSA_AES_KEY_WRAP_SHA_256 for RSA and ECC keys) and RSA_4096, or the best the token's self-test passed. Re-running it re-imports the same token key (after its material expired or was deleted, or into each replica of a multi-Region key).")
         @OptionGroup var options: GlobalOptions
@@ -43,10 +44,9 @@ struct KMS: ParsableCommand {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 try Outputs.create(directory: out)
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
-                try Outputs.writeAtomically(try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8),
-                                            directory: out, name: Outputs.manifest)
+                try Outputs.writeAtomically([(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token),
+                                             (Outputs.manifest, try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8))],
+                                            directory: out)
                 if options.json { options.printJSON(r); return }
                 let m = r.wrap.manifest
                 print("imported \(m.key.spec) key \"\(m.key.label)\" (\(m.key.kcv.map { "KCV \($0)" } ?? m.key.publicKeySha256.map { "public key SHA-256 \($0)" } ?? ""))")
@@ -84,6 +84,7 @@ struct KMS: ParsableCommand {
 
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Import new key material from a token key into a KMS key (NEW_KEY_MATERIAL), then RotateKeyOnDemand.",
             discussion: "For symmetric KMS keys with imported material that hold several key materials. The old material stays (NON_CURRENT) and still decrypts; `byokctl kms materials` lists them.")
         @OptionGroup var options: GlobalOptions
@@ -109,7 +110,7 @@ struct KMS: ParsableCommand {
     }
 
     struct Materials: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a KMS key's key materials and their states (ListKeyRotations).")
+        static let configuration = CommandConfiguration(commandName: "materials", abstract: "List a KMS key's key materials and their states (ListKeyRotations).")
         @OptionGroup var options: GlobalOptions
         @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
 

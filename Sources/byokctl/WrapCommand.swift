@@ -7,6 +7,7 @@ extension CloudProvider: ExpressibleByArgument {}
 
 struct Wrap: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "wrap",
         abstract: "Wrap a token key on the token for AWS KMS, Azure Key Vault or Google Cloud KMS.",
         discussion: """
         AWS (default): --params with the JSON `aws kms get-parameters-for-import` prints or the console's \
@@ -112,18 +113,18 @@ struct Wrap: ParsableCommand {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try Outputs.create(directory: out)
+            var outputs: [(name: String, data: Data)]
             switch provider {
             case .aws:
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
+                outputs = [(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token)]
             case .azure:
-                let file = AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
-                                          generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))")
-                try Outputs.writeAtomically(file, directory: out, name: Outputs.azureBYOK)
+                outputs = [(Outputs.azureBYOK, AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
+                                                              generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))"))]
             case .gcp:
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.gcpWrappedKey)
+                outputs = [(Outputs.gcpWrappedKey, blob)]
             }
-            try Outputs.writeAtomically(try enc.encode(m) + Data("\n".utf8), directory: out, name: Outputs.manifest)
+            outputs.append((Outputs.manifest, try enc.encode(m) + Data("\n".utf8)))
+            try Outputs.writeAtomically(outputs, directory: out)
             let files = Outputs.files(for: provider)
             let command = NextCommand.command(for: m, directory: out)
             if options.json {
