@@ -68,7 +68,12 @@ public struct KeyStore {
 
     /// The one secret or private key `reference` names: KEY_NOT_FOUND for none, KEY_AMBIGUOUS for
     /// several. Searched on the token every time it is asked.
-    public func handle(of reference: String) throws -> ObjectHandle {
+    ///
+    /// `known`: the secret or private key this reference named last time (a cache's). Then one
+    /// search without a class comes first: if the only object with these attributes is that key,
+    /// it is still the one key named (one search instead of one per class; a software token's
+    /// search costs about a wrap's time). Any other answer gets the full search.
+    public func handle(of reference: String, known: ObjectHandle? = nil) throws -> ObjectHandle {
         var template: [Attribute] = [.token(true)]
         if reference.hasPrefix("pkcs11:") {
             let uri: PKCS11URI
@@ -83,6 +88,7 @@ public struct KeyStore {
             guard !reference.isEmpty else { throw ByokError(.badRequest, "no key given") }
             template.append(.label(reference))
         }
+        if let known, try session.findObjects(template) == [known] { return known }
         let hits = try session.findObjects(template + [.class(.secretKey)]) + session.findObjects(template + [.class(.privateKey)])
         guard !hits.isEmpty else {
             throw ByokError(.keyNotFound, "no secret or private key \(reference.hasPrefix("pkcs11:") ? "matches \(reference)" : "labelled \"\(reference)\"") on token \"\(token.label)\"; `byokctl keys list` shows the keys there")

@@ -4,6 +4,9 @@
 /// neither repaint an approver's screen nor forge a log line.
 public enum Display {
     public static func escaped(_ s: String) -> String {
+        // Most text is printable ASCII without a backslash: nothing to change (every unsafe
+        // character is a C0 byte, DEL, or outside ASCII).
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for u in s.unicodeScalars {

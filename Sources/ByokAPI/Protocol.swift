@@ -139,7 +139,7 @@ public struct GenerateRequest: Codable, Sendable {
 }
 
 /// The import parameters as the operator holds them, carried as bytes: the daemon parses them.
-public struct ParametersInput: Codable, Sendable {
+public struct ParametersInput: Codable, Sendable, Hashable {
     /// The JSON printed by `aws kms get-parameters-for-import` (base64 of the file's bytes).
     public var awsJSON: String?
     /// The console's ImportParameters.zip (base64).
@@ -512,8 +512,8 @@ public enum Timestamp {
     /// Parses ISO 8601 / RFC 3339 (`2024-05-01T12:00:00Z`, `...T12:00:00.123456+00:00`, a space for `T`)
     /// or epoch seconds (`1714564800`, `1714564800.5`).
     public static func parse(_ s: String) -> Date? {
-        let str = s.trimmingCharacters(in: .whitespaces)
-        if let d = Double(str), str.first?.isNumber == true, !str.contains("-") { return Date(timeIntervalSince1970: d) }
+        let str = s.trimmingBlanks
+        if let d = Double(str), str.first?.isNumber == true, !str.contains(Character("-")) { return Date(timeIntervalSince1970: d) }
         let c = Array(str.utf8)
         func num(_ from: Int, _ len: Int) -> Int? {
             guard from + len <= c.count else { return nil }

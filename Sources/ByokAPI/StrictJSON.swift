@@ -79,7 +79,7 @@ public enum StrictJSON {
         }
 
         mutating func skipSpace() {
-            while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
         }
 
         mutating func value() throws -> Value {
@@ -191,11 +191,14 @@ public enum StrictJSON {
             i += 1
             var out: [UInt8] = []
             while true {
+                // Plain characters are copied a run at a time (a wrap's parameters are one long run).
+                let run = i
+                while i < bytes.count, bytes[i] >= 0x20, bytes[i] != UInt8(ascii: "\""), bytes[i] != UInt8(ascii: "\\") { i += 1 }
+                out.append(contentsOf: bytes[run..<i])
                 guard i < bytes.count else { throw fail("unterminated string") }
                 let c = bytes[i]
                 if c == UInt8(ascii: "\"") { i += 1; break }
                 if c < 0x20 { throw fail("a raw control character in a string") }
-                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
                 i += 1
                 guard i < bytes.count else { throw fail("unterminated string") }
                 let e = bytes[i]
@@ -232,18 +235,22 @@ public enum StrictJSON {
 
     /// The fields of every object decoded, and which of them the type read.
     final class Tracker {
-        private var objects: [(path: String, keys: [String], read: Set<String>)] = []
+        private var objects: [(codingPath: [any CodingKey], keys: [String], read: [Bool])] = []
 
-        func register(path: String, keys: [String]) -> Int {
-            objects.append((path, keys, []))
+        func register(codingPath: [any CodingKey], keys: [String]) -> Int {
+            objects.append((codingPath, keys, [Bool](repeating: false, count: keys.count)))
             return objects.count - 1
         }
 
-        func read(_ key: String, in object: Int) { objects[object].read.insert(key) }
+        /// Marks the object's field at `index` (in its text order) read.
+        func read(_ index: Int, in object: Int) { objects[object].read[index] = true }
 
         func unknownField() -> String? {
             for o in objects {
-                if let k = o.keys.first(where: { !o.read.contains($0) }) { return o.path.isEmpty ? k : "\(o.path).\(k)" }
+                if let i = o.read.firstIndex(of: false) {
+                    let path = StrictJSON.pathString(o.codingPath)
+                    return path.isEmpty ? o.keys[i] : "\(path).\(o.keys[i])"
+                }
             }
             return nil
         }
@@ -276,9 +283,10 @@ public enum StrictJSON {
 
         func container<K: CodingKey>(keyedBy type: K.Type) throws -> KeyedDecodingContainer<K> {
             guard case .object(let members) = value else { throw mismatch("an object") }
-            let id = tracker.register(path: StrictJSON.pathString(codingPath), keys: members.map(\.key))
-            return KeyedDecodingContainer(Keyed<K>(members: Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
-                                                   order: members.map(\.key), codingPath: codingPath, tracker: tracker, id: id))
+            let keys = members.map(\.key)
+            let id = tracker.register(codingPath: codingPath, keys: keys)
+            let byKey = Dictionary(members.enumerated().map { ($0.element.key, (index: $0.offset, value: $0.element.value)) }, uniquingKeysWith: { a, _ in a })
+            return KeyedDecodingContainer(Keyed<K>(members: byKey, order: keys, codingPath: codingPath, tracker: tracker, id: id))
         }
 
         func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -290,29 +298,49 @@ public enum StrictJSON {
     }
 
     struct Keyed<K: CodingKey>: KeyedDecodingContainerProtocol {
-        let members: [String: Value]
+        /// Each field's value and its position in the text.
+        let members: [String: (index: Int, value: Value)]
         let order: [String]
         let codingPath: [any CodingKey]
         let tracker: Tracker
         let id: Int
 
         var allKeys: [K] { order.compactMap { K(stringValue: $0) } }
-        func contains(_ key: K) -> Bool { tracker.read(key.stringValue, in: id); return members[key.stringValue] != nil }
+
+        /// The value of field `key`, which is then read; nil when the object lacks it.
+        func member(_ key: K) -> Value? {
+            guard let m = members[key.stringValue] else { return nil }
+            tracker.read(m.index, in: id)
+            return m.value
+        }
+
+        func contains(_ key: K) -> Bool { member(key) != nil }
 
         func child(_ key: K) throws -> ValueDecoder {
-            tracker.read(key.stringValue, in: id)
-            guard let v = members[key.stringValue] else {
+            guard let v = member(key) else {
                 throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "is missing"))
             }
             return ValueDecoder(value: v, codingPath: codingPath + [key], tracker: tracker)
         }
 
         func decodeNil(forKey key: K) throws -> Bool {
-            tracker.read(key.stringValue, in: id)
-            if case .null = members[key.stringValue] ?? .null { return true }
+            if case .null = member(key) ?? .null { return true }
             return false
         }
         func decode<T: Decodable>(_ type: T.Type, forKey key: K) throws -> T { try child(key).decode(type) }
+
+        /// An optional field in one lookup (the protocol's default makes three).
+        func optional<T: Decodable>(_ type: T.Type, _ key: K) throws -> T? {
+            guard let v = member(key) else { return nil }
+            if case .null = v { return nil }
+            return try ValueDecoder(value: v, codingPath: codingPath + [key], tracker: tracker).decode(type)
+        }
+        func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: K) throws -> T? { try optional(type, key) }
+        func decodeIfPresent(_ type: String.Type, forKey key: K) throws -> String? { try optional(type, key) }
+        func decodeIfPresent(_ type: Bool.Type, forKey key: K) throws -> Bool? { try optional(type, key) }
+        func decodeIfPresent(_ type: Int.Type, forKey key: K) throws -> Int? { try optional(type, key) }
+        func decodeIfPresent(_ type: Double.Type, forKey key: K) throws -> Double? { try optional(type, key) }
+
         func nestedContainer<N: CodingKey>(keyedBy type: N.Type, forKey key: K) throws -> KeyedDecodingContainer<N> {
             try child(key).container(keyedBy: type)
         }

@@ -129,9 +129,9 @@ public final class DaemonClient {
         while true {
             let h = String(decoding: try line(), as: UTF8.self).lowercased()
             if h.isEmpty { break }
-            if h.hasPrefix("content-length:") { length = Int(h.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0 }
-            if h.hasPrefix("transfer-encoding:") && h.contains("chunked") { chunked = true }
-            if h.hasPrefix("connection:") && h.contains("close") { closeAfter = true }
+            if h.hasPrefix("content-length:") { length = Int(h.dropFirst(15).trimmingBlanks) ?? 0 }
+            if h.hasPrefix("transfer-encoding:") && h.firstRange(of: "chunked") != nil { chunked = true }
+            if h.hasPrefix("connection:") && h.firstRange(of: "close") != nil { closeAfter = true }
         }
         var body = Data()
         if chunked {
@@ -144,10 +144,13 @@ public final class DaemonClient {
                 body += chunk
                 if let onLine {
                     pending += chunk
-                    while let nl = pending.firstIndex(of: 10) {
-                        onLine(pending[pending.startIndex..<nl])
-                        pending = Data(pending[(nl + 1)...])
+                    // Each line handed on as a slice; the rest is moved once per chunk, not once per line.
+                    var start = pending.startIndex
+                    while let nl = pending[start...].firstIndex(of: 10) {
+                        onLine(pending[start..<nl])
+                        start = nl + 1
                     }
+                    pending.removeSubrange(pending.startIndex..<start)
                 }
             }
         } else {
@@ -185,7 +188,7 @@ public final class DaemonClient {
         if status == 202, let p = try? JSONDecoder().decode(PendingBody.self, from: data) {
             onPending?(p.pending)
             while status == 202 {
-                Thread.sleep(forTimeInterval: pollInterval)
+                usleep(useconds_t(pollInterval * 1_000_000))
                 (status, data) = try send("GET", "/v1/requests/\(p.pending.id)")
             }
         }

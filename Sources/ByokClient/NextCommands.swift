@@ -4,7 +4,7 @@ import Foundation
 /// The command an operator runs next, for each cloud, shell-quoted, naming the files written.
 public enum NextCommand {
     static func q(_ s: String) -> String {
-        s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacing("'", with: "'\\''") + "'"
     }
 
     static func absolute(_ directory: String) -> String { Outputs.absolute(directory) }
@@ -28,7 +28,7 @@ public enum NextCommand {
     static func azure(_ m: Manifest, _ directory: String) -> String {
         let host = URL(string: m.azureKid ?? "")?.host ?? "<VAULT>.vault.azure.net"
         let name = String(host.prefix { $0 != "." })
-        let where_ = host.contains(".managedhsm.") ? "--hsm-name \(q(name))" : "--vault-name \(q(name))"
+        let where_ = host.firstRange(of: ".managedhsm.") != nil ? "--hsm-name \(q(name))" : "--vault-name \(q(name))"
         let type: String
         switch m.key.spec {
         case "RSA_2048", "RSA_3072", "RSA_4096": type = "--kty RSA-HSM"

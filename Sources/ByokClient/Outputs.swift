@@ -3,7 +3,8 @@ import Foundation
 import Posix
 
 /// Writes the files AWS takes, each atomically: a temporary file in the same directory, fsync,
-/// rename, fsync of the directory. A crash leaves the old file or the new one, never half of one.
+/// rename; then one fsync of the directory for all of them. A crash leaves the old file or the new
+/// one, never half of one.
 public enum Outputs {
     public static let encryptedKeyMaterial = "EncryptedKeyMaterial.bin"
     public static let importToken = "ImportToken.bin"
@@ -77,29 +78,49 @@ public enum Outputs {
 
     /// Creates the output directory (0700) if it does not exist.
     public static func create(directory: String) throws {
-        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
-            throw ByokError(.outputUnwritable, "cannot create --out directory \(directory): \(error.localizedDescription)")
+        var st = stat()
+        if stat(directory, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return }
+        let parent = PathName.parent(directory)
+        if parent != directory && parent != "." && parent != "/" { try create(directory: parent) }
+        do { _ = try Posix.retrying("mkdir") { mkdir(directory, 0o700) } } catch where error.code == EEXIST {
+            // Made meanwhile (or a file: writing into it says so).
+        } catch {
+            throw ByokError(.outputUnwritable, "cannot create --out directory \(directory): \(error.message)")
         }
     }
 
-    /// Writes `data` to `directory/name` atomically, mode 0600.
+    /// Writes the files of one wrap into `directory`, each atomically and mode 0600: every file to a
+    /// temporary file there and fsync'd, then each renamed into place, then ONE fsync of the
+    /// directory for all the renames. A crash leaves each file old or new, never half of one; the
+    /// directory is synced once rather than once per file (each fsync is a disk flush).
+    /// One file, as `writeAtomically(_:directory:)` writes several.
     public static func writeAtomically(_ data: Data, directory: String, name: String) throws {
-        var template = Array("\(directory)/.\(name).XXXXXX".utf8CString)
-        let fd: Int32
-        do { fd = try Posix.retrying("mkstemp") { template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) } } } catch {
-            throw ByokError(.outputUnwritable, "cannot create a file in \(directory): \(error.message)")
+        try writeAtomically([(name, data)], directory: directory)
+    }
+
+    public static func writeAtomically(_ files: [(name: String, data: Data)], directory: String) throws {
+        var temporary: [(tmp: String, name: String)] = []
+        defer { for t in temporary { unlink(t.tmp) } }  // what was not renamed
+        for (name, data) in files {
+            var template = Array("\(directory)/.\(name).XXXXXX".utf8CString)
+            let fd: Int32
+            do { fd = try Posix.retrying("mkstemp") { template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) } } } catch {
+                throw ByokError(.outputUnwritable, "cannot create a file in \(directory): \(error.message)")
+            }
+            temporary.append((String(cString: template), name))
+            let written = Result { () throws(Errno) in
+                try Posix.retrying("fchmod") { fchmod(fd, 0o600) }
+                try Posix.writeAll(fd, [UInt8](data))
+                try Posix.retrying("fsync") { fsync(fd) }
+            }
+            close(fd)
+            if case .failure(let e) = written { throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(e.message)") }
         }
-        let tmp = String(cString: template)
-        let written = Result { () throws(Errno) in
-            try Posix.retrying("fchmod") { fchmod(fd, 0o600) }
-            try Posix.writeAll(fd, [UInt8](data))
-            try Posix.retrying("fsync") { fsync(fd) }
-        }
-        close(fd)
-        let renamed = written.flatMap { Result { () throws(Errno) in try Posix.retrying("rename") { rename(tmp, "\(directory)/\(name)") } } }
-        if case .failure(let e) = renamed {
-            unlink(tmp)
-            throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(e.message)")
+        while let (tmp, name) = temporary.first {
+            do { try Posix.retrying("rename") { rename(tmp, "\(directory)/\(name)") } } catch {
+                throw ByokError(.outputUnwritable, "cannot write \(directory)/\(name): \(error.message)")
+            }
+            temporary.removeFirst()
         }
         if let dfd = try? Posix.retrying("open", { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }) {
             _ = try? Posix.retrying("fsync") { fsync(dfd) }
@@ -133,7 +154,7 @@ public enum Outputs {
     /// The `aws kms import-key-material` command for these outputs, shell-quoted.
     public static func awsCommand(manifest: Manifest, directory: String) -> String {
         func q(_ s: String) -> String {
-            s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+            s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@%+,".contains($0) } ? s : "'" + s.replacing("'", with: "'\\''") + "'"
         }
         let dir = absolute(directory)
         let keyId = manifest.kmsKeyId ?? "<KMS_KEY_ID>"

@@ -21,7 +21,10 @@ struct HTTPResponse {
     var stream: ((_ write: ([UInt8]) -> Bool) -> Void)? = nil
 
     static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
-        HTTPResponse(status: status, body: Array(JSONCoding.encode(value)))
+        HTTPResponse(status: status, body: JSONCoding.encode(value))
+    }
+    static func json<T: JSONWritable>(_ value: T, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, body: JSONCoding.encode(value))
     }
     static func error(_ e: ByokError) -> HTTPResponse {
         json(ErrorBody(e), status: e.code.httpStatus)
@@ -40,23 +43,45 @@ struct HTTPResponse {
     }
 
     func serialize(keepAlive: Bool) -> [UInt8] {
-        let reason = [200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                      408: "Request Timeout", 409: "Conflict", 411: "Length Required", 413: "Content Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
-                      502: "Bad Gateway", 503: "Service Unavailable"][status] ?? "Status"
-        var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
-        head += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
-        head += "Server: byokd/\(ByokVersion.current)\r\n\r\n"
-        return Array(head.utf8) + body
+        let connection = keepAlive ? "keep-alive" : "close"
+        var out = Array(("HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+                         + "Connection: \(connection)\r\nServer: byokd/\(ByokVersion.current)\r\n\r\n").utf8)
+        out += body
+        return out
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 400: "Bad Request"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 411: "Length Required"
+        case 413: "Content Too Large"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
     }
 }
 
+/// Answers are JSON with sorted keys: from `JSONWriter` for the shapes on a wrap's path (the same
+/// bytes, without JSONEncoder's cost), from `JSONEncoder` for the rest.
 enum JSONCoding {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return e
     }()
-    static func encode<T: Encodable>(_ v: T) -> Data { (try? encoder.encode(v)) ?? Data("{}".utf8) }
+    static func encode<T: Encodable>(_ v: T) -> [UInt8] { (try? encoder.encode(v)).map(Array.init) ?? Array("{}".utf8) }
+    static func encode<T: JSONWritable>(_ v: T) -> [UInt8] { v.jsonBytes }
     /// Decodes a request body strictly (`StrictJSON`): unknown fields, repeated keys, wrong types
     /// and trailing text are BAD_REQUEST naming the field.
     static func decode<T: Decodable>(_ t: T.Type, _ body: [UInt8]) throws -> T {

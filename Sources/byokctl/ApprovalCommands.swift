@@ -8,13 +8,13 @@ func announcePending(_ p: PendingRequest) {
     let who = p.needs == "trust" ? "the Security Officer's step" : "a second operator's approval"
     let command = p.needs == "trust" ? "byokctl trust \(p.id) --wrapping-key-sha256 …" : "byokctl approve \(p.id)"
         + (p.confirmWrappingKey == true ? " --wrapping-key-sha256 …" : "")
-    FileHandle.standardError.write(Data("""
+    printError("""
         byokctl: this \(p.operation) needs \(who).
         \(describe(p, indent: "  "))
           ask them to check it and run:  \(command)
           waiting until \(p.expiresAt) …
 
-        """.utf8))
+        """)
 }
 
 /// A held request as a block of lines, everything that came from a client or token sanitized.
@@ -36,11 +36,12 @@ func describe(_ p: PendingRequest, indent: String = "") -> String {
     if p.key == nil { lines.append(("what", p.summary)) }
     lines.append(("expires", p.expiresAt))
     let width = lines.map(\.0.count).max() ?? 0
-    return lines.map { indent + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + Display.sanitized($0.1) }.joined(separator: "\n")
+    return lines.map { indent + padded($0.0, to: width) + "  " + Display.sanitized($0.1) }.joined(separator: "\n")
 }
 
 struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "approve",
         abstract: "Approve another operator's request (two-person rule).",
         discussion: "A wrap under a wrapping key the requester supplied needs --wrapping-key-sha256: the first 16 or more hex digits of that key's SHA-256, read from your own copy of the AWS parameters (e.g. `openssl pkey -pubin -inform DER -in WrappingPublicKey.bin -outform DER | sha256sum`). `byokctl pending` shows what byokd received.")
     @OptionGroup var options: GlobalOptions
@@ -67,6 +68,7 @@ func printOutcome(_ r: ApprovalResponse, verb: String) {
 
 struct Trust: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "trust",
         abstract: "As the Security Officer, trust a held wrap's wrapping key on the token for that one wrap (trustedWrapping).",
         discussion: "Check the request with `byokctl pending` first. The SO PIN is read from the terminal without echo, or from --so-pin-file (never from the command line or the environment); it is sent to byokd once, used for one C_Login, and wiped.")
     @OptionGroup var options: GlobalOptions
@@ -91,7 +93,7 @@ struct Trust: ParsableCommand {
 }
 
 struct Pending: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List requests waiting for approval or for the Security Officer.")
+    static let configuration = CommandConfiguration(commandName: "pending", abstract: "List requests waiting for approval or for the Security Officer.")
     @OptionGroup var options: GlobalOptions
 
     func run() {

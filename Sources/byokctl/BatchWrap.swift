@@ -106,7 +106,7 @@ struct BatchWrap {
                 if outcomes[r.index].ok { done += 1 } else { failed += 1 }
                 if tty { FileHandle.standardError.write(Data("\rwrapped \(done)/\(request.count), \(failed) failed".utf8)) }
             }
-            if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+            if tty { printError("\n") }
             if let fatal = results.first(where: { $0.index < 0 })?.error { throw ByokError(fatal.code, fatal.message) }
             finished = true
             for (i, o) in outcomes.enumerated() where !o.ok { made[i].undo() }

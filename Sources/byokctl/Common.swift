@@ -26,6 +26,34 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// Text to standard error, unbuffered (stdio's `stderr`). Not Foundation's `FileHandle`: that one
+/// type links swift-corelibs-foundation and ICU into byokctl, two thirds of its size, and every start
+/// pays for the size (relocations, protocol-conformance scans).
+func printError(_ text: String) {
+    fflush(nil)  // what print() buffered goes first
+    var bytes = Array(text.utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + off, $0.count - off) }
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+        off += n
+    }
+    bytes.removeAll()
+}
+
+/// Bytes to standard output as they are.
+func writeOutput(_ data: Data) {
+    fflush(nil)  // what print() buffered goes first
+    data.withUnsafeBytes { raw in
+        var off = 0
+        while off < raw.count {
+            let n = write(1, raw.baseAddress! + off, raw.count - off)
+            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+}
+
 /// The one place an error becomes output and an exit code.
 func fail(_ error: Error, json: Bool) -> Never {
     let e = (error as? ByokError) ?? ByokError(.internal, "\(error)")
@@ -34,7 +62,7 @@ func fail(_ error: Error, json: Bool) -> Never {
         enc.outputFormatting = [.sortedKeys]
         print(String(decoding: (try? enc.encode(ErrorBody(e))) ?? Data(), as: UTF8.self))
     }
-    FileHandle.standardError.write(Data("byokctl: error: \(Display.sanitized(e.message)) [\(e.code.rawValue)]\n".utf8))
+    printError("byokctl: error: \(Display.sanitized(e.message)) [\(e.code.rawValue)]\n")
     exit(e.code.exitCode)
 }
 
@@ -67,12 +95,15 @@ func run(_ options: GlobalOptions, _ body: () throws -> Void) {
     do { try body() } catch { fail(error, json: options.json) }
 }
 
+/// `s` followed by spaces up to `width` characters.
+func padded(_ s: String, to width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+
 func table(_ header: [String], _ rows: [[String]]) -> String {
     let rows = rows.map { $0.map(Display.sanitized) }
     var widths = header.map(\.count)
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     func line(_ r: [String]) -> String {
-        r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        r.enumerated().map { i, c in i == r.count - 1 ? c : padded(c, to: widths[i]) }.joined(separator: "  ")
     }
     return ([line(header)] + rows.map(line)).joined(separator: "\n")
 }

@@ -11,6 +11,7 @@ struct KMS: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "GetParametersForImport → wrap on the token → ImportKeyMaterial → DescribeKey.",
             discussion: "Defaults: RSAES_OAEP_SHA_256 (RSA_AES_KEY_WRAP_SHA_256 for RSA and ECC keys) and RSA_4096, or the best the token's self-test passed. Re-running it re-imports the same token key (after its material expired or was deleted, or into each replica of a multi-Region key).")
         @OptionGroup var options: GlobalOptions
@@ -105,6 +106,7 @@ struct KMS: ParsableCommand {
 
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Import new key material from a token key into a KMS key (NEW_KEY_MATERIAL), then RotateKeyOnDemand.",
             discussion: "For symmetric KMS keys with imported material that hold several key materials. The old material stays (NON_CURRENT) and still decrypts; `byokctl kms materials` lists them.")
         @OptionGroup var options: GlobalOptions
@@ -134,7 +136,7 @@ struct KMS: ParsableCommand {
     }
 
     struct Materials: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a KMS key's key materials and their states (ListKeyRotations).")
+        static let configuration = CommandConfiguration(commandName: "materials", abstract: "List a KMS key's key materials and their states (ListKeyRotations).")
         @OptionGroup var options: GlobalOptions
         @Option(help: "The KMS key: key id, key ARN or alias/NAME.") var kmsKeyId: String
 

@@ -3,10 +3,10 @@ import ByokAPI
 import Foundation
 
 struct Keys: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List or generate keys on the token.", subcommands: [List.self, Generate.self])
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "List or generate keys on the token.", subcommands: [List.self, Generate.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List secret and private keys on the token, with spec and check value.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List secret and private keys on the token, with spec and check value.")
         @OptionGroup var options: GlobalOptions
 
         func run() {
@@ -26,7 +26,7 @@ struct Keys: ParsableCommand {
     }
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Generate a key inside the token (sensitive, extractable only by wrapping).")
+        static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate a key inside the token (sensitive, extractable only by wrapping).")
         @OptionGroup var options: GlobalOptions
         @Option(help: "Label of the new key (must not exist on the token).") var label: String
         @Option(name: [.customLong("spec"), .customLong("key-spec")],

@@ -3,7 +3,7 @@ import ByokAPI
 import Foundation
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the module, the token, and which wrapping algorithms passed the self-test.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the module, the token, and which wrapping algorithms passed the self-test.")
     @OptionGroup var options: GlobalOptions
 
     func run() {

@@ -7,6 +7,7 @@ extension CloudProvider: ExpressibleByArgument {}
 
 struct Wrap: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "wrap",
         abstract: "Wrap a token key on the token for AWS KMS, Azure Key Vault or Google Cloud KMS.",
         discussion: """
         AWS (default): --params with the JSON `aws kms get-parameters-for-import` prints or the console's \

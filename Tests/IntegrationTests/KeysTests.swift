@@ -130,4 +130,30 @@ final class KeysTests: XCTestCase {
         sleep(1)
         XCTAssertEqual((try wrap("o4").json?["error"] as? [String: Any])?["code"] as? String, "KEY_AMBIGUOUS", "after the recheck interval too")
     }
+
+    /// byokd searches once without a class while a label names only the key it cached: another
+    /// object with that label (a data object, a public key) must not make it ambiguous, and a
+    /// second private key must.
+    func testOnlyAnotherSecretOrPrivateKeyMakesACachedLabelAmbiguous() throws {
+        let (daemon, token) = try DaemonFixture.softHSM()
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "shared", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let params = daemon.dir.write("p.json", AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        func wrap(_ out: String) throws -> Tools.Result {
+            try daemon.ctl(["wrap", "--key", "shared", "--params", params, "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--out", daemon.dir.file(out), "--json"])
+        }
+        XCTAssertEqual(try wrap("o1").code, 0, "the cache now holds \"shared\"")
+        let tool = ["--module", SoftHSM.module, "--token-label", token.label, "--login", "--pin", token.pin]
+        try Tools.check("pkcs11-tool", tool + ["--write-object", daemon.dir.write("data.bin", Data("not a key".utf8)), "--type", "data",
+                                               "--label", "shared"], environment: token.environment)
+        let r = try wrap("o2")
+        XCTAssertEqual(r.code, 0, "a data object labelled \"shared\" is no second key: \(r.out)")
+        let key = try AWSSide.decryptOAEP(try Data(contentsOf: URL(fileURLWithPath: daemon.dir.file("o2/EncryptedKeyMaterial.bin"))), with: aws, hash: "sha1")
+        XCTAssertEqual(key.count, 32)
+        try Tools.check("pkcs11-tool", tool + ["--keypairgen", "--key-type", "rsa:2048", "--label", "shared", "--id", "0e0e"],
+                        environment: token.environment)
+        let ambiguous = try wrap("o3")
+        XCTAssertEqual(ambiguous.code, 2, ambiguous.out)
+        XCTAssertEqual((ambiguous.json?["error"] as? [String: Any])?["code"] as? String, "KEY_AMBIGUOUS", ambiguous.out)
+    }
 }

@@ -43,7 +43,7 @@ struct BatchStream: Sendable {
                     case .success(let w): line = BatchResult(index: i, name: entries[i].name, result: w, error: nil)
                     case .failure(let e): line = BatchResult(index: i, name: entries[i].name, result: nil, error: ErrorBody(e).error)
                     }
-                    out += Array(JSONCoding.encode(line)) + [10]
+                    out += JSONCoding.encode(line) + [10]
                 }
                 guard write(out) else { throw ClientGone() }
             }
@@ -51,7 +51,7 @@ struct BatchStream: Sendable {
             return
         } catch {
             let e = (error as? ByokError) ?? ByokError(.internal, "\(error)")
-            _ = write(Array(JSONCoding.encode(BatchResult(index: -1, name: "", result: nil, error: ErrorBody(e).error))) + [10])
+            _ = write(JSONCoding.encode(BatchResult(index: -1, name: "", result: nil, error: ErrorBody(e).error)) + [10])
         }
     }
 }

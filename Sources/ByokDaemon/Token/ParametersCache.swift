@@ -5,26 +5,32 @@ import Synchronization
 
 /// Import parameters parsed and checked once per distinct request parameters: a ceremony wraps
 /// many keys under one set of AWS parameters, and parsing them (base64, JSON, DER, the wrapping
-/// key's checks) costs more than hashing them. Keyed by the SHA-256 of the whole input (encoded
-/// with sorted keys); the expiry is checked again on every use.
+/// key's checks) costs more than looking them up. Keyed by the whole input and the algorithm
+/// (`ParametersInput`'s synthesized `Hashable` takes every field, so a field added later cannot be
+/// left out of the key); the expiry is checked again on every use.
 final class ParametersCache: Sendable {
+    private struct Key: Hashable, Sendable {
+        let input: ParametersInput
+        let algorithm: String?
+    }
+
     private struct Entry: Sendable {
         let resolved: ImportParameters.Resolved
         var lastUsed: UInt64
     }
 
-    private let entries = Mutex<(map: [[UInt8]: Entry], clock: UInt64)>(([:], 0))
+    private let entries = Mutex<(map: [Key: Entry], clock: UInt64)>(([:], 0))
     let capacity: Int
 
     init(capacity: Int = 64) { self.capacity = capacity }
 
     func resolve(_ input: ParametersInput, algorithm: String?, now: Date = Date()) throws -> ImportParameters.Resolved {
-        let key = Self.key(input, algorithm)
+        let key = Key(input: input, algorithm: algorithm)
         if let hit = entries.withLock({ state -> ImportParameters.Resolved? in
-            guard let e = state.map[key] else { return nil }
+            guard let i = state.map.index(forKey: key) else { return nil }  // the key hashed once
             state.clock += 1
-            state.map[key]?.lastUsed = state.clock
-            return e.resolved
+            state.map.values[i].lastUsed = state.clock
+            return state.map.values[i].resolved
         }) {
             if let validTo = hit.parameters.validTo, validTo <= now {
                 // Expired since: the full check gives the full sentence.
@@ -44,11 +50,4 @@ final class ParametersCache: Sendable {
     }
 
     var count: Int { entries.withLock { $0.map.count } }
-
-    /// Everything the request's parameters say, and the algorithm: all of `ParametersInput`, so a
-    /// field added later cannot be left out of the key.
-    private static func key(_ input: ParametersInput, _ algorithm: String?) -> [UInt8] {
-        struct Key: Encodable { let input: ParametersInput; let algorithm: String? }
-        return Digest.sha256(Array(JSONCoding.encode(Key(input: input, algorithm: algorithm))))
-    }
 }
