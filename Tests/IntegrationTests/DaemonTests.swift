@@ -174,9 +174,11 @@ final class ServiceLifecycleTests: XCTestCase {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: d.dir.file("o")))?.isEmpty ?? true { usleep(2000) }
         XCTAssertEqual(d.stop(), 0, d.log)
+        // Read before waiting: the --json summary (one entry per wrap) is larger than a pipe holds.
+        let printed = out.fileHandleForReading.readDataToEndOfFile()
         client.waitUntilExit()
         XCTAssertEqual(client.terminationStatus, 0, "the batch in flight finished")
-        let summary = try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        let summary = try JSONSerialization.jsonObject(with: printed) as? [String: Any]
         XCTAssertEqual(summary?["succeeded"] as? Int, 400)
         let audit = try String(contentsOfFile: d.stateDir + "/audit.jsonl", encoding: .utf8)
         XCTAssertEqual(audit.split(separator: "\n").filter { $0.contains("\"batchIndex\"") && $0.contains("\"result\":\"ok\"") }.count, 400)
