@@ -32,48 +32,21 @@ public enum Outputs {
             if !force, let existing = files(for: provider).first(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) {
                 throw ByokError(.outputExists, "\(directory)/\(existing) already exists; choose another --out directory or pass --force to replace it")
             }
-            guard access(directory, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot write to \(directory): \(String(cString: strerror(errno)))") }
+            guard access(directory, W_OK | X_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot write to \(directory): \(String(cString: strerror(errno)))") }
         } else {
-            // The nearest existing ancestor must be writable.
+            // The nearest existing ancestor must be a directory this user may write into: a file in
+            // the way (`--out notes.txt/x`) or a read-only place would otherwise fail only after
+            // byokd had wrapped (and audited) the key.
             var parent = PathName.parent(directory)
             while !FileManager.default.fileExists(atPath: parent) { parent = PathName.parent(parent) }
-            guard access(parent, W_OK) == 0 else { throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not writable") }
+            var isParentDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isParentDir), isParentDir.boolValue else {
+                throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not a directory")
+            }
+            guard access(parent, W_OK | X_OK) == 0 else {
+                throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not writable (\(String(cString: strerror(errno))))")
+            }
         }
-    }
-
-    /// Directories `prepare` made, removed again (if still empty) when the wrap fails.
-    public struct Made {
-        let directories: [String]
-        public func undo() { for d in directories { rmdir(d) } }
-    }
-
-    /// `check`, then makes the directory (0700, with missing parents) and proves a file can be
-    /// created in it, all before byokd is asked: a wrap byokd audits as done is never lost to an
-    /// output that cannot be written. Returns what it made, deepest first, for `undo`.
-    public static func prepare(directory: String, force: Bool, provider: CloudProvider = .aws) throws -> Made {
-        try check(directory: directory, force: force, provider: provider)
-        var missing: [String] = []
-        var d = directory
-        while !d.isEmpty, d != "/", d != ".", !FileManager.default.fileExists(atPath: d) {
-            missing.append(d)
-            d = PathName.parent(d)
-        }
-        let made = Made(directories: missing)
-        for m in missing.reversed() where mkdir(m, 0o700) != 0 && errno != EEXIST {
-            let why = String(cString: strerror(errno))
-            made.undo()
-            throw ByokError(.outputUnwritable, "cannot create --out directory \(m): \(why)")
-        }
-        var template = Array("\(directory)/.byokctl-probe.XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            let why = String(cString: strerror(errno))
-            made.undo()
-            throw ByokError(.outputUnwritable, "cannot write to --out directory \(directory): \(why)")
-        }
-        close(fd)
-        unlink(String(cString: template))
-        return made
     }
 
     /// Creates the output directory (0700) if it does not exist.

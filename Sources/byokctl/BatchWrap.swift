@@ -35,8 +35,11 @@ struct BatchWrap {
         let out: String
         var ok: Bool
         var files: [String]?
+        /// Whether the command names the KMS key (else it says <KMS_KEY_ID>); not printed.
+        var kmsKeyIdKnown = true
+
+        enum CodingKeys: String, CodingKey { case entry, line, key, out, ok, files, nextCommand, error }
         var nextCommand: String?
-        var manifest: Manifest?
         var error: ErrorBody.Inner?
     }
 
@@ -50,18 +53,8 @@ struct BatchWrap {
             let outs = entries.map { path($0.out) }
             if Set(outs).count != outs.count { throw ByokError(.badRequest, "two batch entries write to the same out directory") }
             var request: [BatchWrapRequest.Entry] = []
+            // Every entry's output is checked before byokd wraps anything (as for `wrap`).
             for out in outs { try Outputs.check(directory: out, force: force) }
-            // Every entry's directory is made and proven writable before byokd wraps anything (as for
-            // `wrap`); an entry that fails, or a batch that ends early, leaves none behind.
-            var made: [Outputs.Made] = []
-            do {
-                for out in outs { made.append(try Outputs.prepare(directory: out, force: force)) }
-            } catch {
-                made.forEach { $0.undo() }
-                throw error
-            }
-            var finished = false
-            defer { if !finished { made.forEach { $0.undo() } } }
             for (i, e) in entries.enumerated() {
                 let at = "batch entry at line \(lines[i]) (key \"\(Display.sanitized(e.key))\")"
                 try Values.checkAlgorithm(e.wrappingAlgorithm, option: "wrappingAlgorithm of the \(at)")
@@ -95,7 +88,7 @@ struct BatchWrap {
                         outcomes[r.index].ok = true
                         outcomes[r.index].files = Outputs.all.map { name + "/" + $0 }
                         outcomes[r.index].nextCommand = NextCommand.command(for: w.manifest, directory: name)
-                        outcomes[r.index].manifest = w.manifest
+                        outcomes[r.index].kmsKeyIdKnown = w.manifest.kmsKeyId != nil
                     } catch {
                         let e = (error as? ByokError) ?? ByokError(.outputUnwritable, "\(error)")
                         outcomes[r.index].error = ErrorBody(e).error
@@ -108,8 +101,6 @@ struct BatchWrap {
             }
             if tty { printError("\n") }
             if let fatal = results.first(where: { $0.index < 0 })?.error { throw ByokError(fatal.code, fatal.message) }
-            finished = true
-            for (i, o) in outcomes.enumerated() where !o.ok { made[i].undo() }
             for i in outcomes.indices where !outcomes[i].ok && outcomes[i].error == nil {
                 outcomes[i].error = ErrorBody(ByokError(.internal, "byokd sent no result for this entry")).error
             }
@@ -140,7 +131,7 @@ struct BatchWrap {
             print("# line \(o.line), key \"\(Display.sanitized(o.key))\"")
             print(o.nextCommand ?? "")
         }
-        if done.contains(where: { $0.manifest?.kmsKeyId == nil }) {
+        if done.contains(where: { !$0.kmsKeyIdKnown }) {
             print("\n(replace <KMS_KEY_ID> with the KeyId each entry's parameters were requested for)")
         }
     }

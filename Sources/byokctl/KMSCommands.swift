@@ -40,11 +40,8 @@ struct KMS: ParsableCommand {
                 try Values.checkAlgorithm(wrappingAlgorithm)
                 try Values.check(wrappingKeySpec, in: Values.wrappingKeySpecs, option: "--wrapping-key-spec", code: .badRequest, what: "a wrapping key spec")
                 try Values.check(importType, in: Values.importTypes, option: "--import-type", code: .badRequest, what: "an import type")
-                let made = try out.map { try Outputs.prepare(directory: $0, force: force) }
-                do { try importKey(out: out) } catch {
-                    made?.undo()
-                    throw error
-                }
+                if let out { try Outputs.check(directory: out, force: force) }
+                try importKey(out: out)
             }
         }
 
@@ -60,6 +57,7 @@ struct KMS: ParsableCommand {
                 struct ManifestWithKMS: Encodable { let manifest: Manifest; let kms: KMSKeyInfo }
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                try Outputs.create(directory: out)
                 try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
                 try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
                 try Outputs.writeAtomically(try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8),

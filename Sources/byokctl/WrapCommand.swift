@@ -101,13 +101,10 @@ struct Wrap: ParsableCommand {
         let key = key!, out = out!
         byokctl.run(options) {
             try Values.checkAlgorithm(wrappingAlgorithm)
-            // The directory is made (and proven writable) before byokd wraps, so a wrap is never
-            // audited as done while its outputs cannot be written; it is removed again if the wrap fails.
-            let made = try Outputs.prepare(directory: out, force: force, provider: provider)
-            do { try wrap(key: key, out: out) } catch {
-                made.undo()
-                throw error
-            }
+            // Before byokd is asked: a wrap must never be audited as done while its outputs cannot
+            // be written. Nothing is created until the wrap succeeded.
+            try Outputs.check(directory: out, force: force, provider: provider)
+            try wrap(key: key, out: out)
         }
     }
 
@@ -139,6 +136,7 @@ struct Wrap: ParsableCommand {
         guard (m.provider ?? .aws) == provider else { throw ByokError(.internal, "byokd wrapped for \(m.provider?.rawValue ?? "aws"), not \(provider.rawValue)") }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Outputs.create(directory: out)
         switch provider {
         case .aws:
             try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
