@@ -22,6 +22,8 @@ final class ReadmeExamplesTests: XCTestCase {
             var line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("$ ") { line.removeFirst(2) }
             if pending.isEmpty && !line.hasPrefix("byokctl ") { continue }
+            // The benchmark's output table names "byokctl wrap as a process" with its ratio: not a command.
+            if line.contains("×") { continue }
             if line.hasSuffix("\\") {
                 pending += String(line.dropLast()) + " "
                 continue
