@@ -63,7 +63,7 @@ public enum ImportRules {
         }
         guard rule.onToken.contains(algorithm) else {
             let ok = WrappingAlgorithm.usable.filter { rule.onToken.contains($0) }.map(\.rawValue).joined(separator: " or ")
-            throw ByokError(.algorithmNotAllowed, "a \(m.rawValue) leaves a PKCS#11 token only through RSA_AES_KEY_WRAP (CKM_RSA_PKCS_OAEP wraps secret keys only); get parameters for \(ok)")
+            throw ByokError(.algorithmNotAllowed, "\(m == .eccPrivate ? "an" : "a") \(m.rawValue) leaves a PKCS#11 token only through RSA_AES_KEY_WRAP (CKM_RSA_PKCS_OAEP wraps secret keys only); get parameters for \(ok)")
         }
     }
 }

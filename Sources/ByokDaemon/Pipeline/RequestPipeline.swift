@@ -73,7 +73,7 @@ final class RequestPipeline: Sendable {
         guard let peer else { throw ByokError(.denied, "byokd could not learn who is calling (SO_PEERCRED failed); refusing") }
         if let missing = operation.permissions.first(where: { !policy.allows($0, peer) }) {
             let what = missing == operation ? missing.rawValue : "\(missing.rawValue) (which \(operation.rawValue) needs)"
-            throw ByokError(.denied, "user \(peer.userName) (uid \(peer.uid)) may not \(what) on this byokd; ask its administrator to add you to the access list")
+            throw ByokError(.denied, "user \(peer.userName) (uid \(peer.uid)) is not allowed the operation \(what) on this byokd; ask its administrator to add you to the access list")
         }
         return peer
     }
