@@ -32,6 +32,9 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
     private var failedThrough: UInt64 = 0
     private var failedSync = ""
     private var syncing = false
+    /// Intents written without waiting (`IntentDurability.withOutcome`), by seq: the generation of
+    /// their write, until their outcome is appended.
+    private var pendingIntents: [UInt64: UInt64] = [:]
     /// Once a record carries a MAC, every later one does or says why not (`macError`).
     private var macsBegan: Bool
     /// Set when a failed write could not be cut back: the file may end in a fragment.
@@ -151,14 +154,29 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
     /// Appends a record (filling seq, prev and mac) and returns once it is on disk.
     public func append(_ record: AuditRecord) throws { try append([record]) }
 
+    /// When a write-ahead record must be on disk.
+    public enum IntentDurability: Sendable {
+        /// Before this call returns, so before the token is touched: for what changes the token
+        /// or sends key material elsewhere (generate, import, the Security Officer's step).
+        case beforeToken
+        /// Together with its outcome (one fdatasync for both, before the answer): for a wrap, whose
+        /// only effect is the answer. The intent is written first, so a full disk still stops the
+        /// wrap before the token is touched, and the answer leaves only once both are durable; a
+        /// crash before that loses the wrapped bytes with the records (docs/DESIGN.md, "Write-ahead").
+        case withOutcome
+    }
+
     /// Writes the write-ahead record of an operation about to touch the token (result "intent")
-    /// and returns its seq once it is on disk; the outcome record names it in `intent`. If this
-    /// throws, the operation must not run.
-    public func intent(_ record: AuditRecord) throws -> UInt64 {
+    /// and returns its seq, durable as `durability` says; the outcome record names it in `intent`.
+    /// If this throws, the operation must not run.
+    public func intent(_ record: AuditRecord, durability: IntentDurability = .beforeToken) throws -> UInt64 {
         var r = record
         r.result = AuditEvent.intentResult
         r.errorCode = nil
-        return try append([r])[0]
+        switch durability {
+        case .beforeToken: return try append([r])[0]
+        case .withOutcome: return try write([r], wait: false)[0]
+        }
     }
 
     /// Appends records in order and returns their seqs once all of them are on disk. Concurrent
@@ -167,10 +185,28 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
     /// not yet durable, and every append it held fails.
     @discardableResult
     public func append(_ records: [AuditRecord]) throws -> [UInt64] {
+        try write(records, wait: true)
+    }
+
+    /// Writes records; with `wait`, returns once they are durable. Without, the write is an intent
+    /// whose outcome's append makes it durable (`pendingIntents`).
+    private func write(_ records: [AuditRecord], wait: Bool) throws -> [UInt64] {
         guard !records.isEmpty else { return [] }
         cond.lock()
         defer { cond.unlock() }
         if let unusable { throw ByokError(.auditLogFailed, unusable) }
+        // An outcome whose intent a failed sync cut back must not be written: its operation would
+        // stand in the log without the record written ahead of it (and its answer is refused).
+        for r in records {
+            guard let seq = r.intent, let generation = pendingIntents.removeValue(forKey: seq) else { continue }
+            if failedThrough >= generation {
+                throw ByokError(.auditLogFailed, "byokd cannot sync its audit log \(path): \(failedSync) (the record written ahead of this operation was lost with the failed sync)")
+            }
+        }
+        if !wait, pendingIntents[written.seq + 1] != nil {
+            // An outcome still to come names this seq from before a failed sync: do not reuse it.
+            throw ByokError(.auditLogFailed, "byokd's audit log \(path) lost records in a failed sync moments ago (\(failedSync)); try again")
+        }
         var tail = written
         var bytes: [UInt8] = []
         var seqs: [UInt64] = []
@@ -196,7 +232,11 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
         tail.end += off_t(bytes.count)
         written = tail
         generation += 1
-        try waitUntilDurable(generation)
+        if wait {
+            try waitUntilDurable(generation)
+        } else {
+            for seq in seqs { pendingIntents[seq] = generation }
+        }
         return seqs
     }
 

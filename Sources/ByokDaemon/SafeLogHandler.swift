@@ -1,6 +1,7 @@
 import ByokAPI
 import Foundation
 import Logging
+import Posix
 
 /// byokd's log lines: one line per event on stderr (journald under systemd), with every message
 /// and metadata value escaped (`Display.escaped`), so a key label or KMS key id holding a newline
@@ -20,7 +21,7 @@ public struct SafeLogHandler: LogHandler {
     private let write: @Sendable (String) -> Void
 
     public init(label: String, level: Logger.Level, format: Format = Format.detect(),
-                write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+                write: @escaping @Sendable (String) -> Void = { try? Posix.writeAll(2, Array($0.utf8)) }) {
         self.label = label
         self.logLevel = level
         self.format = format

@@ -190,6 +190,63 @@ final class AuditLogTests: XCTestCase {
         XCTAssertNil(AuditVerifier.verify(data(try lines(dir)), mac: Self.check).firstBroken?.reason)
     }
 
+    /// A wrap's intent is written at once (a full disk stops the wrap) and made durable by its
+    /// outcome's sync: one fdatasync per wrap, not two.
+    func testAWrapsIntentSharesItsOutcomesSync() throws {
+        let dir = TempDir()
+        let audit = try log(dir)
+        let syncs = Counter()
+        audit.syncCall = { syncs.add(); return fdatasync($0) }
+        let seq = try audit.intent(record(1, "wrap"), durability: .withOutcome)
+        XCTAssertEqual(syncs.value, 0, "the intent is not synced on its own")
+        XCTAssertEqual(try lines(dir).count, 1, "the intent is written before the token is touched")
+        XCTAssertEqual(audit.head().seq, 0, "the intent is not durable yet")
+        var outcome = record(2, "wrap")
+        outcome.intent = seq
+        try audit.append(outcome)
+        XCTAssertEqual(syncs.value, 1, "one sync makes the intent and the outcome durable")
+        XCTAssertEqual(audit.head().seq, 2)
+        _ = try audit.intent(record(3, "keys.generate"))
+        XCTAssertEqual(syncs.value, 2, "a generate's intent is durable before the token is touched")
+        let report = AuditVerifier.verify(data(try lines(dir)), mac: Self.check)
+        XCTAssertNil(report.firstBroken?.reason)
+        XCTAssertEqual(report.openIntents, [3])
+    }
+
+    /// A failed sync between a wrap's intent and its outcome cuts the intent back; the outcome is
+    /// then refused (its answer with it), and the intent's seq is not reused while that outcome
+    /// is still to come.
+    func testAFailedSyncBetweenAWrapsIntentAndItsOutcomeRefusesTheOutcome() throws {
+        let dir = TempDir()
+        let audit = try log(dir)
+        try audit.append(record(1))
+        let before = try lines(dir)
+        let seq = try audit.intent(record(2, "wrap"), durability: .withOutcome)
+        XCTAssertEqual(seq, 2)
+        audit.syncCall = { _ in errno = EIO; return -1 }
+        XCTAssertThrowsError(try audit.append(record(3, "status")))
+        audit.syncCall = { fdatasync($0) }
+        XCTAssertEqual(try lines(dir), before, "the wrap's intent was cut back with the failed sync")
+        XCTAssertThrowsError(try audit.intent(record(4, "wrap"), durability: .withOutcome), "seq 2 is still named by an outcome to come") {
+            XCTAssertEqual(($0 as? ByokError)?.code, .auditLogFailed)
+        }
+        var outcome = record(5, "wrap")
+        outcome.intent = seq
+        XCTAssertThrowsError(try audit.append(outcome)) {
+            XCTAssertEqual(($0 as? ByokError)?.code, .auditLogFailed)
+            XCTAssertTrue("\($0)".contains("lost with the failed sync"), "\($0)")
+        }
+        XCTAssertEqual(try lines(dir), before, "no outcome without its intent")
+        let again = try audit.intent(record(6, "wrap"), durability: .withOutcome)
+        var second = record(7, "wrap")
+        second.intent = again
+        try audit.append(second)
+        let report = AuditVerifier.verify(data(try lines(dir)), mac: Self.check)
+        XCTAssertNil(report.firstBroken?.reason)
+        XCTAssertEqual(report.records, 3)
+        XCTAssertEqual(report.openIntents, [])
+    }
+
     func testATornTailIsCutOffAtOpenAndSaidSoAndTheChainContinues() throws {
         let dir = TempDir()
         try log(dir).append([record(1), record(2)])
@@ -237,4 +294,12 @@ final class Atomic: @unchecked Sendable {
         get { lock.withLock { v } }
         set { lock.withLock { v = newValue } }
     }
+}
+
+/// A thread-safe count, for the sync hook.
+final class Counter: @unchecked Sendable {  // `n` behind `lock`
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
 }

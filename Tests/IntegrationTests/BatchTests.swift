@@ -67,4 +67,44 @@ final class BatchTests: XCTestCase {
         XCTAssertTrue(r.out.contains("wrapped 120 of 120 keys"), r.out)
         XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.dir.file("o/119/EncryptedKeyMaterial.bin")))
     }
+
+    /// A client that goes away mid-batch stops it after the group being sent; the group wrapped
+    /// ahead meanwhile is still audited, noted as not sent, so every wrap has a record.
+    func testAClientThatGoesAwayStopsTheBatchAndEveryWrapStillHasARecord() throws {
+        let (daemon, _) = try DaemonFixture.softHSM()
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "a", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let params = AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken())
+        let entry: [String: Any] = ["key": "a", "parameters": ["awsJSON": params.base64EncodedString()], "wrappingAlgorithm": "RSAES_OAEP_SHA_1"]
+        let body = try JSONSerialization.data(withJSONObject: ["entries": (0..<500).map { i in entry.merging(["name": "e\(i)"]) { $1 } }])
+        let socket = try UnixSocket(daemon.socket)
+        try socket.send("POST /v1/wrap/batch HTTP/1.1\r\nHost: byokd\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+                        + String(decoding: body, as: UTF8.self))
+        var head = [UInt8](repeating: 0, count: 16)
+        XCTAssertEqual(head.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, 16, Int32(MSG_WAITALL)) }, 16)
+        XCTAssertEqual(String(decoding: head, as: UTF8.self), "HTTP/1.1 200 OK\r")
+        shutdown(socket.fd, Int32(SHUT_RDWR))  // gone before the first group's lines
+
+        // byokd finishes the group it was sending and the one wrapped ahead, then stops.
+        var records: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(30)
+        var stable = 0
+        while Date() < deadline && stable < 5 {
+            Thread.sleep(forTimeInterval: 0.2)
+            let text = (try? String(contentsOfFile: daemon.stateDir + "/audit.jsonl", encoding: .utf8)) ?? ""
+            let now = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .filter { $0["batchIndex"] != nil }
+            stable = now.count == records.count && !now.isEmpty ? stable + 1 : 0
+            records = now
+        }
+        XCTAssertGreaterThanOrEqual(records.count, 200, "the group being sent and the group wrapped ahead")
+        XCTAssertLessThan(records.count, 500, "the batch stopped")
+        XCTAssertEqual(records.count % 100, 0, "whole groups")
+        XCTAssertEqual(records.map { $0["batchIndex"] as? Int }, (0..<records.count).map { $0 }, "every wrap has one record, in order")
+        XCTAssertTrue(records.allSatisfy { $0["result"] as? String == "ok" })
+        let noted = records.filter { ($0["note"] as? String)?.contains("not sent") == true }
+        XCTAssertEqual(noted.count, 100, "exactly the group wrapped ahead is noted as not sent")
+        XCTAssertEqual(noted.first?["batchIndex"] as? Int, records.count - 100)
+        XCTAssertEqual(try daemon.ctl(["audit", "verify"]).code, 0)
+    }
 }

@@ -107,14 +107,18 @@ enum AuditRecords {
 
 extension Operation {
     /// Whether the operation changes the token or releases key material, and so is preceded by a
-    /// write-ahead "intent" record, durable before the token is touched (`AuditLog.intent`): if
-    /// that record cannot be written, nothing happens, and no key exists without a record.
-    /// Exhaustive on purpose: a new operation must decide.
-    var writesAhead: Bool {
+    /// write-ahead "intent" record (`AuditLog.intent`), and when that record must be durable: if
+    /// it cannot be written, nothing happens, no key exists without a record, and no wrapped key
+    /// leaves byokd before both records are on disk. A wrap's only effect is its answer, so its
+    /// intent shares the outcome's fdatasync; the others change the token or reach AWS before
+    /// their outcome, so their intent is durable first. Exhaustive on purpose: a new operation
+    /// must decide.
+    var writesAhead: AuditLog.IntentDurability? {
         switch self {
-        case .keysGenerate, .wrap, .wrapBatch, .kmsImport, .kmsRotate, .trust: true
+        case .wrap: .withOutcome
+        case .keysGenerate, .wrapBatch, .kmsImport, .kmsRotate, .trust: .beforeToken
         case .status, .keysList, .selftest, .approve, .approvalsList, .audit, .auditVerify, .auditHead, .kmsCreateKey, .kmsMaterials,
-             .requestPoll: false
+             .requestPoll: nil
         }
     }
 }

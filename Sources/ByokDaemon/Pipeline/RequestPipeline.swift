@@ -127,7 +127,7 @@ final class RequestPipeline: Sendable {
     /// held wrap runs the plan that was shown. One that touches the token writes `record` ahead as
     /// its intent first; the outcome names it.
     private func execute(_ request: DaemonRequest, plan: WrapPlan?, record: inout AuditRecord) throws -> Outcome {
-        if request.operation.writesAhead { record.intent = try audit.intent(record) }
+        if let durability = request.operation.writesAhead { record.intent = try audit.intent(record, durability: durability) }
         switch request {
         case .status: return .status(service.status())
         case .keysList: return .keys(try service.listKeys())

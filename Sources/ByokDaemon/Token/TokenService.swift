@@ -160,11 +160,14 @@ public final class TokenService: Sendable {
     }
 
     /// `POST /v1/wrap`: the parameters checked before the token is touched, then one wrap on it.
-    public func wrap(_ request: WrapRequest) throws -> WrapResponse {
+    /// `logged`: whether the wrap gets its own log line (a batch logs one per group instead).
+    public func wrap(_ request: WrapRequest, logged: Bool = true) throws -> WrapResponse {
         let resolved = try parameters.resolve(request.parameters, algorithm: request.wrappingAlgorithm)
         return try TokenErrors.guarded("wrap") {
             try withSession(retry: true) { session, token in
-                try wrapOne(.init(reference: request.key, resolved: resolved, source: .operator), session: session, token: token)
+                var job = WrapJob(reference: request.key, resolved: resolved, source: .operator)
+                job.logged = logged
+                return try wrapOne(job, session: session, token: token)
             }
         }
     }
@@ -238,22 +241,21 @@ public final class TokenService: Sendable {
         }
     }
 
-    /// Wraps a batch, calling `deliver` with each group of results once the group's wraps are done
-    /// (the caller audits and streams them). A group's wraps run in parallel on the pool's
-    /// sessions; a failing entry does not stop the others.
-    public func wrapBatch(_ requests: [WrapRequest], groupSize: Int = 100,
-                          deliver: ([(Int, Result<WrapResponse, ByokError>)]) throws -> Void) throws {
-        var start = 0
-        while start < requests.count {
-            let range = start..<min(start + groupSize, requests.count)
-            let results = Mutex([Result<WrapResponse, ByokError>?](repeating: nil, count: range.count))
-            DispatchQueue.concurrentPerform(iterations: range.count) { j in
-                let outcome = Result { try wrap(requests[range.lowerBound + j]) }.mapError(ByokError.wrapping)
-                results.withLock { $0[j] = outcome }
-            }
-            try deliver(results.withLock { $0 }.enumerated().map { (range.lowerBound + $0.offset, $0.element!) })
-            start = range.upperBound
+    /// Wraps one group of a batch, in parallel on the pool's sessions; a failing entry does not
+    /// stop the others. Results in the group's order. The wraps log one line for the group.
+    public func wrapGroup(_ requests: ArraySlice<WrapRequest>) -> [Result<WrapResponse, ByokError>] {
+        let results = Mutex([Result<WrapResponse, ByokError>?](repeating: nil, count: requests.count))
+        DispatchQueue.concurrentPerform(iterations: requests.count) { j in
+            let outcome = Result { try wrap(requests[requests.startIndex + j], logged: false) }.mapError(ByokError.wrapping)
+            results.withLock { $0[j] = outcome }
         }
+        let all = results.withLock { $0 }.map { $0! }
+        if logger.logLevel <= .info {
+            let wrapped = all.filter { if case .success = $0 { true } else { false } }.count
+            logger.info("wrapped batch entries", metadata: ["entries": "\(requests.startIndex)-\(requests.endIndex - 1)", "wrapped": "\(wrapped)",
+                                                             "failed": "\(all.count - wrapped)"])
+        }
+        return all
     }
 
     /// One wrap as `wrapOne` runs it.
@@ -265,6 +267,8 @@ public final class TokenService: Sendable {
         var expected: KeyInfo? = nil
         /// The trusted wrapping key (and ephemeral AES key) the Security Officer made.
         var trusted: (rsa: ObjectHandle, aes: ObjectHandle?)? = nil
+        /// Whether the wrap gets its own log line (a batch logs one per group).
+        var logged = true
 
         init(reference: String, resolved: ImportParameters.Resolved, source: WrappingKeySource) {
             self.reference = reference; self.resolved = resolved; self.source = source
@@ -342,7 +346,7 @@ public final class TokenService: Sendable {
             manifest.gcpImportJob = params.gcpImportJob
             manifest.gcpImportMethod = params.gcpImportMethod?.rawValue
         }
-        if logger.logLevel <= .info {
+        if job.logged && logger.logLevel <= .info {
             logger.info("wrapped key", metadata: ["label": "\(Display.escaped(key.label))", "id": "\(key.id.hex)", "spec": "\(spec.rawValue)",
                                                   "algorithm": "\(job.resolved.algorithm.rawValue)", "wrappingKeySha256": "\(manifest.wrappingPublicKeySha256)",
                                                   "source": "\(job.source.rawValue)", "kmsKeyId": "\(Display.escaped(params.kmsKeyId ?? "-"))"])
