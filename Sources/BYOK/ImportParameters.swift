@@ -80,6 +80,18 @@ public struct ImportParameters: Sendable {
         public let wrappingKey: RSAPublicKey
         public let algorithm: WrappingAlgorithm
         public var wrappingKeySpec: WrappingKeySpec { WrappingKeySpec(bits: wrappingKey.bits)! }
+        /// What every wrap's answer repeats, computed once per distinct parameters (byokd keeps
+        /// resolved parameters): the import token's SHA-256 (hex) and base64.
+        public let importTokenSha256: String
+        public let importTokenBase64: String
+
+        init(parameters: ImportParameters, wrappingKey: RSAPublicKey, algorithm: WrappingAlgorithm) {
+            self.parameters = parameters
+            self.wrappingKey = wrappingKey
+            self.algorithm = algorithm
+            importTokenSha256 = Digest.sha256(parameters.importToken).hex
+            importTokenBase64 = Data(parameters.importToken).base64EncodedString()
+        }
     }
 
     /// Checks, before the token is touched: an RSA SubjectPublicKeyInfo of 2048, 3072 or 4096 bits;

@@ -69,7 +69,10 @@ public struct RSAPublicKey: Sendable {
     public let modulus: [UInt8]
     public let publicExponent: [UInt8]
     public let bits: Int
-    public var sha256: [UInt8] { Digest.sha256(der) }
+    /// SHA-256 of `der`, and its hex: the wrapping key's fingerprint, computed once per parse
+    /// (every manifest, audit record and cache lookup names the key by it).
+    public let sha256: [UInt8]
+    public let sha256Hex: String
 
     public enum ParseError: Error, Equatable {
         case notDER
@@ -93,6 +96,8 @@ public struct RSAPublicKey: Sendable {
         self.modulus = modulus
         self.publicExponent = publicExponent
         self.bits = bits
+        sha256 = Digest.sha256(der)
+        sha256Hex = sha256.hex
     }
 
     /// The same with OpenSSL's parser only: the reference the fast reader is fuzzed against.

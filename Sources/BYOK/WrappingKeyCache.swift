@@ -20,7 +20,7 @@ public final class WrappingKeyCache: Sendable {
     /// The handle of `key` on the token, created with `session` if it is not there yet.
     /// `validTo` bounds the reuse (24 hours at most, as AWS keeps parameters valid).
     public func handle(for key: RSAPublicKey, validTo: Date?, session: Session, token: TokenInfo) throws -> ObjectHandle {
-        let id = key.sha256.hex
+        let id = key.sha256Hex
         let now = Date()
         enum Lookup { case hit(ObjectHandle), miss(stale: ObjectHandle?) }
         let lookup = entries.withLock { entries -> Lookup in
@@ -56,7 +56,7 @@ public final class WrappingKeyCache: Sendable {
 
     /// Forgets a handle the token no longer knows.
     public func forget(_ key: RSAPublicKey) {
-        entries.withLock { $0[key.sha256.hex] = nil }
+        entries.withLock { $0[key.sha256Hex] = nil }
     }
 
     /// Forgets everything (the sessions that owned the objects are gone).

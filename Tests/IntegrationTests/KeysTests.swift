@@ -129,6 +129,18 @@ final class KeysTests: XCTestCase {
         }
         sleep(1)
         XCTAssertEqual((try wrap("o4").json?["error"] as? [String: Any])?["code"] as? String, "KEY_AMBIGUOUS", "after the recheck interval too")
+
+        // A batch searches each key once per group: the ambiguous label fails every entry naming
+        // it, the other key's entries are wrapped.
+        XCTAssertEqual(try daemon.ctl(["keys", "generate", "--label", "once", "--spec", "SYMMETRIC_DEFAULT"]).code, 0)
+        let entries = (0..<6).map { i in ["key": i % 2 == 0 ? "twice" : "once", "params": "p.json", "wrappingAlgorithm": "RSAES_OAEP_SHA_1", "out": "b/\(i)"] }
+        let batch = try daemon.ctl(["wrap", "--batch", daemon.dir.write("batch.json", try JSONSerialization.data(withJSONObject: entries)), "--json"])
+        XCTAssertEqual(batch.json?["succeeded"] as? Int, 3, batch.out)
+        XCTAssertEqual((batch.json?["failed"] as? [[String: String]])?.map { $0["code"] }, Array(repeating: "KEY_AMBIGUOUS", count: 3), batch.out)
+        for i in [1, 3, 5] {
+            let blob = try Data(contentsOf: URL(fileURLWithPath: daemon.dir.file("b/\(i)/EncryptedKeyMaterial.bin")))
+            XCTAssertEqual(try AWSSide.decryptOAEP(blob, with: aws, hash: "sha1").count, 32)
+        }
     }
 
     /// byokd searches once without a class while a label names only the key it cached: another

@@ -59,10 +59,13 @@ final class RequestPipeline: Sendable {
             }
         }
         if logger.logLevel <= .info {
-            logger.info("\(http.method) \(http.path)", metadata: [
+            // One line per request; a wrap's details are in its audit record (and at debug).
+            var metadata: Logger.Metadata = [
                 "peer": "\(peer?.description ?? "?")", "status": "\(response.status)", "operation": "\(record.operation)",
                 "ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
-            ])
+            ]
+            if let label = record.key?.label { metadata["key"] = "\(label)" }
+            logger.info("\(http.method) \(http.path)", metadata: metadata)
         }
         return response
     }

@@ -26,6 +26,12 @@ final class TokenConnection: Sendable {
     private let reconnecting = Mutex<Void>(())
     /// Called after every (re)connect: caches of handles made in the old sessions are void.
     private let onConnect: @Sendable () -> Void
+    /// Counts (re)connects and Security Officer steps: a handle found under one generation is not
+    /// used under another (`TokenService.wrapGroup`).
+    private let generations = Atomic<UInt64>(0)
+
+    /// The current generation of object handles.
+    var generation: UInt64 { generations.load(ordering: .acquiring) }
 
     init(config: Configuration, logger: Logger, onConnect: @escaping @Sendable () -> Void) throws {
         self.config = config
@@ -70,6 +76,7 @@ final class TokenConnection: Sendable {
             throw ByokError(.tokenUnavailable, "cannot open sessions on token \"\(info.label)\": \(error)")
         }
         if info.loginRequired { try logIn(sessions[0], token: info, fresh: try? slot.tokenInfo()) }
+        generations.add(1, ordering: .releasing)
         onConnect()
         guarded.withLock { $0 = (.connected(info), (slot, choice.reason)) }
         pool.fill(sessions)
@@ -124,6 +131,7 @@ final class TokenConnection: Sendable {
             defer {
                 do {
                     if token.loginRequired { try logIn(session, token: token) }
+                    generations.add(1, ordering: .releasing)
                     onConnect()
                 } catch {
                     guarded.withLock { $0.state = .lost(reason: "\(error)") }

@@ -15,7 +15,7 @@ struct WrapPlan: Sendable {
     /// Online mode: what ImportKeyMaterial takes besides the wrapped material.
     let kmsImport: KMSImportRequest?
 
-    var wrappingKeySha256: String { resolved.wrappingKey.sha256.hex }
+    var wrappingKeySha256: String { resolved.wrappingKey.sha256Hex }
 
     /// The plan as the approver or Security Officer sees it; every string escaped.
     func describe(into p: inout PendingRequest) {
