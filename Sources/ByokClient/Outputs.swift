@@ -26,9 +26,8 @@ public enum Outputs {
     /// Checks, before anything is asked of byokd, that the outputs can be written: refuses to
     /// overwrite earlier outputs unless `force`. Creates nothing, so a failed wrap leaves nothing behind.
     public static func check(directory: String, force: Bool, provider: CloudProvider = .aws) throws {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw ByokError(.outputUnwritable, "--out \(directory) exists and is not a directory") }
+        if let isDir = isDirectory(directory) {
+            guard isDir else { throw ByokError(.outputUnwritable, "--out \(directory) exists and is not a directory") }
             if !force, let existing = files(for: provider).first(where: { FileManager.default.fileExists(atPath: directory + "/" + $0) }) {
                 throw ByokError(.outputExists, "\(directory)/\(existing) already exists; choose another --out directory or pass --force to replace it")
             }
@@ -39,14 +38,21 @@ public enum Outputs {
             // byokd had wrapped (and audited) the key.
             var parent = PathName.parent(directory)
             while !FileManager.default.fileExists(atPath: parent) { parent = PathName.parent(parent) }
-            var isParentDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isParentDir), isParentDir.boolValue else {
+            guard isDirectory(parent) == true else {
                 throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not a directory")
             }
             guard access(parent, W_OK | X_OK) == 0 else {
                 throw ByokError(.outputUnwritable, "cannot create --out \(directory): \(parent) is not writable (\(String(cString: strerror(errno))))")
             }
         }
+    }
+
+    /// Whether `path` is a directory (following links); nil if nothing is there. stat(2), not
+    /// FileManager's `isDirectory:` (its ObjCBool is swift-corelibs-foundation's; see DESIGN.md).
+    static func isDirectory(_ path: String) -> Bool? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Creates the output directory (0700) if it does not exist.

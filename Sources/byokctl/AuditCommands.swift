@@ -66,7 +66,7 @@ struct Audit: ParsableCommand {
             }
             guard r.intact else {
                 let e = broken(r)
-                FileHandle.standardError.write(Data("byokctl: error: \(e.message) [\(e.code.rawValue)]\n".utf8))
+                printError("byokctl: error: \(e.message) [\(e.code.rawValue)]\n")
                 Foundation.exit(e.code.exitCode)
             }
             if options.json { return }
@@ -114,7 +114,7 @@ struct Audit: ParsableCommand {
 
         func run() {
             byokctl.run(options) {
-                FileHandle.standardOutput.write(try options.client().fetch("/v1/audit"))
+                writeOutput(try options.client().fetch("/v1/audit"))
             }
         }
     }

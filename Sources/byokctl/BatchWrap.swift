@@ -97,7 +97,7 @@ struct BatchWrap {
                     outcomes[r.index].error = r.error ?? ErrorBody(ByokError(.internal, "byokd's answer for this entry carried neither a result nor an error")).error
                 }
                 if outcomes[r.index].ok { done += 1 } else { failed += 1 }
-                if tty { FileHandle.standardError.write(Data("\rwrapped \(done)/\(request.count), \(failed) failed".utf8)) }
+                if tty { printError("\rwrapped \(done)/\(request.count), \(failed) failed") }
             }
             if tty { printError("\n") }
             if let fatal = results.first(where: { $0.index < 0 })?.error { throw ByokError(fatal.code, fatal.message) }

@@ -77,7 +77,7 @@ enum UsageError {
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: (try? enc.encode(ErrorBody(e))) ?? Data(), as: UTF8.self))
         }
-        FileHandle.standardError.write(Data((Byokctl.fullMessage(for: error) + "\n").utf8))
+        printError(Byokctl.fullMessage(for: error) + "\n")
         Foundation.exit(ErrorCode.badRequest.exitCode)
     }
 
@@ -87,7 +87,7 @@ enum UsageError {
 
 /// A deprecation notice on stderr (never on stdout, which may be JSON).
 func warn(_ text: String) {
-    FileHandle.standardError.write(Data("byokctl: warning: \(text)\n".utf8))
+    printError("byokctl: warning: \(text)\n")
 }
 
 /// Runs a command body, turning errors into the documented exit codes.

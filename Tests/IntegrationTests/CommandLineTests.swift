@@ -204,4 +204,24 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(r.err.contains("root:root mode 660") && r.err.contains("only root may use it"), r.err)
         XCTAssertFalse(r.err.contains("(byok)"), r.err)
     }
+
+    /// byokctl links FoundationEssentials only (docs/DESIGN.md): one symbol of
+    /// swift-corelibs-foundation (`FileHandle`, NSString API, `CharacterSet`, `Thread`…) links all
+    /// of it and ICU, 50 MB more to relocate at every start (a wrap as a process then loses to
+    /// OpenSSL). The objects of byokctl and of the modules it links must reference none.
+    func testByokctlReferencesNothingOfSwiftCorelibsFoundation() throws {
+        var checked = 0
+        for target in ["byokctl", "ByokClient", "ByokAPI", "Posix"] {
+            let dir = Binaries.directory + "/\(target).build"
+            let objects = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".o") }
+            XCTAssertFalse(objects.isEmpty, "no objects in \(dir)")
+            for object in objects {
+                let undefined = try Tools.check("nm", ["-u", dir + "/" + object]).out.split(separator: "\n")
+                let foundation = undefined.filter { $0.contains("$s10Foundation") }.prefix(3)
+                XCTAssertEqual(Array(foundation), [], "\(target)/\(object) uses swift-corelibs-foundation (`nm -u | swift demangle` names it)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 20)
+    }
 }
