@@ -4,14 +4,21 @@
 /// than its own JSON does. Tests compare both encoders' bytes (`JSONWriterTests`).
 ///
 /// What JSONEncoder does and this mirrors: keys in UTF-8 byte order (each shape writes its keys in
-/// that order), absent optionals left out, `"` `\` `/` escaped with a backslash, the control
-/// characters as `\b \t \n \f \r` or `\u00xx` (lowercase hex), everything else as UTF-8.
+/// that order, nested objects too), absent optionals left out, `"` `\` `/` escaped with a backslash
+/// (`/` not with `escapingSlashes: false`, as `.withoutEscapingSlashes`), the control characters as
+/// `\b \t \n \f \r` or `\u00xx` (lowercase hex), everything else as UTF-8; integers of every
+/// width in decimal, as their `description` (`-` for a negative, no `+`, no leading zeros).
 public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
     private var needsComma = false
+    private let escapingSlashes: Bool
 
-    /// `capacity`: a wrap's answer is about 2.4 KB.
-    public init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
+    /// `capacity`: a wrap's answer is about 2.4 KB. `escapingSlashes: false` writes `/` as it is,
+    /// as JSONEncoder's `.withoutEscapingSlashes` does (audit records).
+    public init(capacity: Int = 4096, escapingSlashes: Bool = true) {
+        bytes.reserveCapacity(capacity)
+        self.escapingSlashes = escapingSlashes
+    }
 
     /// `{ … }`: `body` writes the fields, keys in sorted order.
     public mutating func object(_ body: (inout JSONWriter) -> Void) {
@@ -31,7 +38,14 @@ public struct JSONWriter {
 
     public mutating func field(_ key: StaticString, _ value: Int) {
         self.key(key)
-        bytes.append(contentsOf: String(value).utf8)
+        integer(value)
+    }
+
+    /// Any integer type (`UInt64`, `UInt32`, `Int32`, `Int?`…): left out when nil.
+    public mutating func field<Value: FixedWidthInteger>(_ key: StaticString, _ value: Value?) {
+        guard let value else { return }
+        self.key(key)
+        integer(value)
     }
 
     public mutating func field(_ key: StaticString, _ value: Bool?) {
@@ -56,22 +70,41 @@ public struct JSONWriter {
         needsComma = true
         bytes.append(UInt8(ascii: "\""))
         key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: "\":".utf8)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// The decimal digits of `value`, as `value.description` spells them (and JSONEncoder writes
+    /// them), without making a String.
+    private mutating func integer<Value: FixedWidthInteger>(_ value: Value) {
+        guard Value.bitWidth <= 64 else { return bytes.append(contentsOf: value.description.utf8) }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var m = UInt64(value.magnitude)
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(m % 10))
+            m /= 10
+        } while m > 0
+        bytes[start...].reverse()
     }
 
     private mutating func string(_ s: String) {
         var s = s
-        s.withUTF8 { Self.appendQuoted($0, to: &bytes) }
+        let escapingSlashes = escapingSlashes
+        s.withUTF8 { Self.appendQuoted($0, escapingSlashes: escapingSlashes, to: &bytes) }
     }
 
-    private static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), slash = UInt8(ascii: "/")
+    private static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, escapingSlashes: Bool, to out: inout [UInt8]) {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        // Without escaping slashes, `slash` names `"` a second time (escaped anyway), so `/` goes
+        // out as it is with no extra test in the loop below.
+        let slash = escapingSlashes ? UInt8(ascii: "/") : quote
         out.append(quote)
         var run = 0, i = 0  // bytes from `run` to `i` go out as they are
         while i < utf8.count {
             let c = utf8[i]
             if c >= 0x20 && c != quote && c != backslash && c != slash { i += 1; continue }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<i]))
+            out.append(contentsOf: UnsafeBufferPointer(start: utf8.baseAddress! + run, count: i - run))
             out.append(backslash)
             switch c {
             case quote, backslash, slash: out.append(c)
@@ -89,13 +122,14 @@ public struct JSONWriter {
             i += 1
             run = i
         }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...]))
+        if let base = utf8.baseAddress { out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: utf8.count - run)) }
         out.append(quote)
     }
 }
 
 /// A shape `JSONWriter` writes: the same bytes as `JSONEncoder` with `.sortedKeys` gives its
-/// `Encodable` conformance.
+/// `Encodable` conformance (with `.withoutEscapingSlashes` too, for a writer made with
+/// `escapingSlashes: false`).
 public protocol JSONWritable: Encodable {
     func write(to json: inout JSONWriter)
 }

@@ -168,18 +168,58 @@ struct HTTPReader {
         return HTTPRequest(method: head.method, path: head.path, headers: head.headers, body: body, keepAlive: head.keepAlive)
     }
 
+    /// The request line and headers (`bytes`: the head, without the blank line that ends it), read
+    /// from the bytes:
+    /// - lines end at CRLF (a lone CR or LF is part of its line); empty lines are skipped;
+    /// - the request line is split at runs of spaces (0x20; a tab is no separator) into exactly
+    ///   three parts: a method, a target starting with `/` (its query string, from the first `?`, is
+    ///   dropped) and a version starting with `HTTP/1.`;
+    /// - a header line is split at its first `:`. The name is lowercased in ASCII (A–Z; other bytes
+    ///   stay as they are). The value is trimmed of spaces (0x20) and tabs (0x09) at both ends and
+    ///   of nothing else (a lone CR or LF, a vertical tab, a form feed, U+00A0 stay): RFC 9110's OWS,
+    ///   and all of `.whitespaces` found in ASCII text. A repeated header's last value wins, but two
+    ///   different Content-Lengths are refused;
+    /// - the method, path, names and values are decoded as UTF-8, invalid bytes as U+FFFD.
+    /// For a head in ASCII (all curl and byokctl send) this is exactly what the former parser, on a
+    /// String, made of it (`HTTPReaderTests` replays both on random heads). With other bytes it
+    /// follows the bytes where that one followed Unicode: a combining mark (or a prepended one) next
+    /// to a space, `:`, `/` or `?` no longer hides it, Unicode spaces (U+00A0…) at a value's edges
+    /// are no longer trimmed, and a name's non-ASCII letters keep their case (of those only U+212A
+    /// KELVIN SIGN lowercases into ASCII, to `k`, which none of the names read here has).
     private static func parseHead(_ bytes: ArraySlice<UInt8>, maxBodyBytes: Int) throws -> Head {
-        let head = String(decoding: bytes, as: UTF8.self)
-        var lines = head.components(separatedBy: "\r\n")
-        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), requestLine[1].hasPrefix("/") else {
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), colon = UInt8(ascii: ":")
+        let requestEnd = lineEnd(bytes, from: bytes.startIndex)
+        // The request line's three parts, at runs of spaces.
+        var method = 0..<0, target = 0..<0, version = 0..<0, parts = 0
+        var i = bytes.startIndex
+        while i < requestEnd {
+            if bytes[i] == space { i += 1; continue }
+            let start = i
+            while i < requestEnd && bytes[i] != space { i += 1 }
+            parts += 1
+            switch parts {
+            case 1: method = start..<i
+            case 2: target = start..<i
+            case 3: version = start..<i
+            default: throw ReadError.malformed("bad request line")
+            }
+        }
+        guard parts == 3, bytes[version].starts(with: "HTTP/1.".utf8), bytes[target].first == UInt8(ascii: "/") else {
             throw ReadError.malformed("bad request line")
         }
         var headers: [String: String] = [:]
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { throw ReadError.malformed("bad header line") }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        var next = requestEnd  // the CRLF before the next line, or the end
+        while next < bytes.endIndex {
+            let start = next + 2
+            let end = lineEnd(bytes, from: start)
+            next = end
+            if start == end { continue }
+            guard let c = bytes[start..<end].firstIndex(of: colon) else { throw ReadError.malformed("bad header line") }
+            var from = c + 1, to = end
+            while from < to && (bytes[from] == space || bytes[from] == tab) { from += 1 }
+            while to > from && (bytes[to - 1] == space || bytes[to - 1] == tab) { to -= 1 }
+            let name = asciiLowercased(bytes[start..<c])
+            let value = String(decoding: bytes[from..<to], as: UTF8.self)
             if name == "content-length", let previous = headers[name], previous != value { throw ReadError.malformed("conflicting Content-Length headers") }
             headers[name] = value
         }
@@ -193,13 +233,30 @@ struct HTTPReader {
         }
         if length > maxBodyBytes { throw ReadError.tooLarge(length) }
         // No endpoint takes a query string: it is dropped.
-        let target = requestLine[1]
-        let path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)])
-        let http10 = requestLine[2] == "HTTP/1.0"
+        let path = bytes[target].prefix { $0 != UInt8(ascii: "?") }
+        let http10 = bytes[version].elementsEqual("HTTP/1.0".utf8)
         let conn = headers["connection"]?.lowercased()
         let keepAlive = http10 ? conn == "keep-alive" : conn != "close"
-        return Head(method: String(requestLine[0]), path: path, headers: headers, keepAlive: keepAlive,
-                    bodyStart: bytes.count + 4, length: length)
+        return Head(method: String(decoding: bytes[method], as: UTF8.self), path: String(decoding: path, as: UTF8.self), headers: headers,
+                    keepAlive: keepAlive, bodyStart: bytes.count + 4, length: length)
+    }
+
+    /// The index of the first CRLF at or after `start` in `bytes`, or its end.
+    private static func lineEnd(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int {
+        var i = start
+        while i + 1 < bytes.endIndex {
+            if bytes[i] == 13 && bytes[i + 1] == 10 { return i }
+            i += 1
+        }
+        return bytes.endIndex
+    }
+
+    /// `bytes` as UTF-8 (invalid bytes as U+FFFD), A–Z lowercased.
+    private static func asciiLowercased(_ bytes: ArraySlice<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { out in
+            for (k, b) in bytes.enumerated() { out[k] = b &- 65 < 26 ? b | 0x20 : b }
+            return bytes.count
+        }
     }
 
     /// The offset of the first CRLFCRLF at or after `start`.

@@ -111,4 +111,116 @@ final class JSONWriterTests: XCTestCase {
         XCTAssertEqual(try keys(bytes, at: ["result", "manifest", "token"]), properties(full.token))
         XCTAssertEqual(try keys(ErrorBody(ByokError(.internal, "m")).jsonBytes, at: []), properties(ErrorBody(ByokError(.internal, "m"))))
     }
+
+    // MARK: Audit records
+
+    /// An integer of the kind the tests need: often an edge (zero, one, the extremes), else random.
+    func integer<T: FixedWidthInteger>(_: T.Type = T.self) -> T {
+        switch Int.random(in: 0..<6, using: &rng) {
+        case 0: 0
+        case 1: 1
+        case 2: .max
+        case 3: .min
+        case 4: T.isSigned ? -1 : 9
+        default: T.random(in: .min ... .max, using: &rng)
+        }
+    }
+
+    func maybe<T>(_ make: () -> T) -> T? { Bool.random(using: &rng) ? make() : nil }
+
+    func peer() -> AuditRecord.Peer {
+        AuditRecord.Peer(uid: integer(), gid: integer(), pid: Bool.random(using: &rng) ? -Int32.random(in: 1...Int32.max, using: &rng) : integer(),
+                         user: string())
+    }
+
+    /// Every optional present or absent at random; strings from the whole alphabet (quotes,
+    /// backslashes, slashes, control characters, U+2028, emoji…), sometimes path-like.
+    func auditRecord() -> AuditRecord {
+        func text() -> String { Bool.random(using: &rng) ? string() : "arn:aws:kms:eu-west-1:1:key/\(string(max: 8))//a\\/b\"c" }
+        var r = AuditRecord(time: text(), requestId: text(), operation: text(), result: text())
+        r.seq = integer()
+        r.peer = maybe { peer() }
+        r.key = maybe { .init(label: maybe(text()), id: maybe(text()), spec: maybe(text()), fingerprint: maybe(text()), noFingerprint: maybe(text())) }
+        r.wrappingAlgorithm = maybe(text())
+        r.wrappingPublicKeySha256 = maybe(text())
+        r.kmsKeyId = maybe(text())
+        r.encryptedKeyMaterialSha256 = maybe(text())
+        r.approvalId = maybe(text())
+        r.batchIndex = maybe { integer() }
+        r.batchSize = maybe { integer() }
+        r.requestedBy = maybe { peer() }
+        r.approvedBy = maybe { peer() }
+        r.errorCode = maybe(text())
+        r.prev = text()
+        r.mac = maybe(text())
+        r.wrappingKeySource = maybe(text())
+        r.trustedBy = maybe { peer() }
+        r.provider = maybe(text())
+        r.target = maybe(text())
+        r.macError = maybe(text())
+        r.intent = maybe { integer() }
+        r.note = maybe(text())
+        r.droppedBytes = maybe { integer() }
+        r.droppedSha256 = maybe(text())
+        return r
+    }
+
+    /// Audit lines are hashed into the chain and MACed, and verify re-encodes decoded records:
+    /// `AuditVerifier.line` must write exactly what JSONEncoder with `.withoutEscapingSlashes` did.
+    func assertSameAuditLine(_ r: AuditRecord, file: StaticString = #filePath, line: UInt = #line) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let expected = [UInt8](try encoder.encode(r))
+        let written = AuditVerifier.line(r)
+        XCTAssertEqual(written, expected, "\n\(String(decoding: written, as: UTF8.self))\n\(String(decoding: expected, as: UTF8.self))", file: file, line: line)
+    }
+
+    func testAuditLinesAreByteForByteWhatJSONEncoderWrites() throws {
+        for _ in 0..<1000 {
+            let r = auditRecord()
+            try assertSameAuditLine(r)
+            // The same shapes with slashes escaped, as for the wire answers.
+            try assertSameBytes(r)
+            // And the MAC's input, the line without its `mac`.
+            var withoutMAC = r
+            withoutMAC.mac = nil
+            XCTAssertEqual(AuditVerifier.macInput(r), AuditVerifier.line(withoutMAC))
+        }
+        for scalar in Self.alphabet {
+            try assertSameAuditLine(AuditRecord(time: "a\(scalar)b/\(scalar)", requestId: "", operation: "/", result: "\(scalar)"))
+        }
+    }
+
+    /// A record with every field set: the writer writes a key for every stored property of the
+    /// record and its nested shapes (a property added to `AuditRecord` and not to
+    /// `AuditRecord+JSONWriter.swift` fails here), and the bytes are JSONEncoder's.
+    func testTheWriterWritesEveryPropertyOfAnAuditRecord() throws {
+        var full = auditRecord()
+        full.peer = peer(); full.requestedBy = peer(); full.approvedBy = peer(); full.trustedBy = peer()
+        full.key = .init(label: "l", id: "i", spec: "s", fingerprint: "f", noFingerprint: "n")
+        full.wrappingAlgorithm = "a"; full.wrappingPublicKeySha256 = "p"; full.kmsKeyId = "k"; full.encryptedKeyMaterialSha256 = "e"
+        full.approvalId = "a"; full.batchIndex = -1; full.batchSize = 2; full.errorCode = "E"; full.mac = "m"; full.wrappingKeySource = "kms"
+        full.provider = "azure"; full.target = "t"; full.macError = "x"; full.intent = 7; full.note = "n"; full.droppedBytes = 3; full.droppedSha256 = "d"
+        func keys(_ bytes: [UInt8], at path: [String]) throws -> Set<String> {
+            var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+            for p in path { object = try XCTUnwrap(object[p] as? [String: Any], p) }
+            return Set(object.keys)
+        }
+        func properties(_ value: Any) -> Set<String> {
+            let labels = Mirror(reflecting: value).children.compactMap(\.label)
+            XCTAssertEqual(Set(labels).count, labels.count)
+            XCTAssertNil(Mirror(reflecting: value).superclassMirror)
+            return Set(labels)
+        }
+        for (name, optional) in Mirror(reflecting: full).children.map({ ($0.label ?? "?", Mirror(reflecting: $0.value)) }) {
+            XCTAssertFalse(optional.displayStyle == .optional && optional.children.isEmpty, "\(name) is nil: set it above")
+        }
+        let line = AuditVerifier.line(full)
+        XCTAssertEqual(try keys(line, at: []), properties(full))
+        for nested in ["peer", "requestedBy", "approvedBy", "trustedBy"] {
+            XCTAssertEqual(try keys(line, at: [nested]), properties(full.peer!), nested)
+        }
+        XCTAssertEqual(try keys(line, at: ["key"]), properties(full.key!))
+        try assertSameAuditLine(full)
+    }
 }
