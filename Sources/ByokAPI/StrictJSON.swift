@@ -193,8 +193,12 @@ public enum StrictJSON {
             while true {
                 // Plain characters are copied a run at a time (a wrap's parameters are one long run).
                 let run = i
-                while i < bytes.count, bytes[i] >= 0x20, bytes[i] != UInt8(ascii: "\""), bytes[i] != UInt8(ascii: "\\") { i += 1 }
-                out.append(contentsOf: bytes[run..<i])
+                i = bytes.withUnsafeBufferPointer { b in
+                    var j = run
+                    while j < b.count, b[j] >= 0x20, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\") { j += 1 }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: b[run..<j]))
+                    return j
+                }
                 guard i < bytes.count else { throw fail("unterminated string") }
                 let c = bytes[i]
                 if c == UInt8(ascii: "\"") { i += 1; break }

@@ -20,7 +20,7 @@ enum Values {
     static let gcpImportMethods = ["rsa-oaep-3072-sha1-aes-256", "rsa-oaep-4096-sha1-aes-256", "rsa-oaep-3072-sha256-aes-256",
                                    "rsa-oaep-4096-sha256-aes-256", "rsa-oaep-3072-sha256", "rsa-oaep-4096-sha256"]
 
-    static func normalized(_ value: String) -> String { value.uppercased().replacingOccurrences(of: "-", with: "_") }
+    static func normalized(_ value: String) -> String { String(value.uppercased().map { $0 == "-" ? "_" : $0 }) }
 
     /// `value` if it is one of `allowed`, else the error byokd would give for it.
     static func check(_ value: String?, in allowed: [String], option: String, code: ErrorCode, what: String) throws {
