@@ -5,8 +5,8 @@ import PackageDescription
 // swift-log for the daemon's logs. The socket server, HTTP framing and the ZIP reader are small
 // enough to own, which keeps cold start and the build short and leaves nothing unfuzzed. C comes
 // in through system-library targets only.
-/// Every product target is in Swift 6 language mode (complete concurrency checking, the package
-/// default below); the tests, which share fixtures through statics across XCTest's threads, stay
+/// Every product target and the benchmark are in Swift 6 language mode (complete concurrency
+/// checking, the package default below); the tests, which share fixtures through statics across XCTest's threads, stay
 /// in Swift 5 mode for now.
 let testMode: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
@@ -71,9 +71,7 @@ let package = Package(
         // The fuzz target (libFuzzer with -DFUZZING, see scripts/fuzz); without it, a corpus replayer.
         .executableTarget(name: "byokd-fuzz", dependencies: ["ByokDaemon"]),
         // The benchmark: byokd against a raw C_WrapKey loop on the same token (README, "Performance").
-        // Still Swift 5 mode: its concurrency is plain threads measured on purpose (issue 12 reworks it).
-        .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient", "Posix"],
-                          swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient", "Posix"]),
 
         .testTarget(name: "PosixTests", dependencies: ["Posix"], swiftSettings: testMode),
         .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"], swiftSettings: testMode),

@@ -9,7 +9,7 @@ import Synchronization
 /// C_WrapKey of byokd's own key into a buffer of the wrapping key's modulus size, one append of an
 /// audit record's size to a file next to byokd's audit log, and one fdatasync of that file.
 /// Nothing a daemon could leave out.
-final class Floor {
+final class Floor: @unchecked Sendable {  // PKCS#11 sessions (C handles): batch() gives each parallel iteration its own; `record` is set before any measurement
     let module: Module
     let sessions: [Session]
     let mechanism: Mechanism

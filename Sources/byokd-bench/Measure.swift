@@ -5,7 +5,7 @@ import Synchronization
 
 /// What the measurements of one token share. Every measurement alternates byokd with its baseline
 /// (A B A B …) in the same run, so both see the same disk, caches and neighbours.
-struct Bench {
+struct Bench: Sendable {
     let token: TokenSetup
     let dir: String
     let daemon: Daemon

@@ -3,7 +3,7 @@ import ByokClient
 import Foundation
 
 /// A token both byokd and the floor open: module, init string, label, PIN file.
-struct TokenSetup {
+struct TokenSetup: Sendable {
     let name: String
     let module: String
     let initArgs: String?
@@ -45,7 +45,7 @@ func nss(_ dir: String) throws -> TokenSetup {
 
 /// byokd as a ceremony host runs it: release build, audit log on disk, log level as configured
 /// (default info), `sessions` token sessions.
-final class Daemon {
+final class Daemon: Sendable {
     static let sessions = 4
     let process: Process
     let socket: String

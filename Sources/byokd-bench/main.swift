@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc  // stdio's `stdout` and `stderr` are C globals; this file touches them on the main thread only
+#endif
 import BYOK
 import ByokAPI
 import ByokClient
