@@ -5,10 +5,8 @@ import PackageDescription
 // swift-log for the daemon's logs. The socket server, HTTP framing and the ZIP reader are small
 // enough to own, which keeps cold start and the build short and leaves nothing unfuzzed. C comes
 // in through system-library targets only.
-/// Every product target and the benchmark are in Swift 6 language mode (complete concurrency
-/// checking, the package default below); the tests, which share fixtures through statics across XCTest's threads, stay
-/// in Swift 5 mode for now.
-let testMode: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+// Every target, the tests and the benchmark included, is in Swift 6 language mode (complete
+// concurrency checking, the package default below).
 
 let package = Package(
     name: "byokd",
@@ -73,15 +71,15 @@ let package = Package(
         // The benchmark: byokd against a raw C_WrapKey loop on the same token (README, "Performance").
         .executableTarget(name: "byokd-bench", dependencies: ["BYOK", "PKCS11", "ByokAPI", "ByokClient", "Posix"]),
 
-        .testTarget(name: "PosixTests", dependencies: ["Posix"], swiftSettings: testMode),
-        .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"], swiftSettings: testMode),
+        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "PKCS11Tests", dependencies: ["PKCS11", "TestSupport"]),
         .testTarget(name: "BYOKTests", dependencies: ["BYOK", "ByokAPI", "PKCS11", "COpenSSL", "ByokDaemon", "TestSupport",
-                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: testMode),
-        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"], swiftSettings: testMode),
-        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL", "PKCS11"], swiftSettings: testMode),
+                                                    .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ByokAPI", "ByokClient", "TestSupport", "COpenSSL", "PKCS11"]),
         // Token fixtures (fresh SoftHSM and NSS token directories, and tokens loaded in the test
         // process through the PKCS11 layer), OpenSSL as the "AWS side".
-        .target(name: "TestSupport", dependencies: ["PKCS11"], path: "Tests/TestSupport", swiftSettings: testMode),
+        .target(name: "TestSupport", dependencies: ["PKCS11"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import ByokAPI
 @testable import ByokDaemon
 import Foundation
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -286,20 +287,18 @@ final class AuditLogTests: XCTestCase {
 }
 
 /// A Bool shared with a @Sendable closure.
-final class Atomic: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v: Bool
-    init(_ v: Bool) { self.v = v }
+final class Atomic: Sendable {
+    private let v: Mutex<Bool>
+    init(_ v: Bool) { self.v = Mutex(v) }
     var value: Bool {
-        get { lock.withLock { v } }
-        set { lock.withLock { v = newValue } }
+        get { v.withLock { $0 } }
+        set { v.withLock { $0 = newValue } }
     }
 }
 
 /// A thread-safe count, for the sync hook.
-final class Counter: @unchecked Sendable {  // `n` behind `lock`
-    private let lock = NSLock()
-    private var n = 0
-    func add() { lock.withLock { n += 1 } }
-    var value: Int { lock.withLock { n } }
+final class Counter: Sendable {
+    private let n = Mutex(0)
+    func add() { n.withLock { $0 += 1 } }
+    var value: Int { n.withLock { $0 } }
 }

@@ -2,17 +2,22 @@ import BYOK
 import ByokDaemon
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import XCTest
 
 /// Under systemd (JOURNAL_STREAM names byokd's stderr) a log line carries its syslog priority and no
 /// timestamp of its own; everywhere else it is the plain line. Escaping is the same in both.
 final class JournaldLogTests: XCTestCase {
-    final class Sink: @unchecked Sendable { var text = "" }
+    final class Sink: Sendable {
+        private let lines = Mutex("")
+        var text: String { lines.withLock { $0 } }
+        func append(_ line: String) { lines.withLock { $0 += line } }
+    }
 
     func testJournaldLinesCarryThePriorityAndNoTimestamp() {
         let sink = Sink()
-        let logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .debug, format: .journald) { sink.text += $0 } }
+        let logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .debug, format: .journald) { sink.append($0) } }
         logger.warning("algorithm disabled", metadata: ["label": "k\n<0>forged"])
         logger.critical("cannot start")
         logger.info("listening")
@@ -22,7 +27,7 @@ final class JournaldLogTests: XCTestCase {
 
     func testPlainLinesAreTimestamped() {
         let sink = Sink()
-        let logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .info, format: .plain) { sink.text += $0 } }
+        let logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .info, format: .plain) { sink.append($0) } }
         logger.notice("stopped")
         XCTAssertNotNil(sink.text.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ notice byokd: stopped\n$"#, options: .regularExpression), sink.text)
     }

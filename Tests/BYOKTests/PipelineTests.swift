@@ -2,6 +2,7 @@ import ByokAPI
 @testable import ByokDaemon
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -148,9 +149,13 @@ final class PipelineTests: XCTestCase {
 /// byokd's log lines cannot be forged or used to repaint a terminal.
 final class SafeLogHandlerTests: XCTestCase {
     func testMessagesAndMetadataAreEscapedOneLinePerEvent() {
-        final class Sink: @unchecked Sendable { var text = "" }
+        final class Sink: Sendable {
+            private let lines = Mutex("")
+            var text: String { lines.withLock { $0 } }
+            func append(_ line: String) { lines.withLock { $0 += line } }
+        }
         let sink = Sink()
-        var logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .info) { sink.text += $0 } }
+        var logger = Logger(label: "byokd") { label in SafeLogHandler(label: label, level: .info) { sink.append($0) } }
         logger[metadataKey: "request"] = "r1"
         logger.info("wrapped key", metadata: ["label": "k\n2026-01-01T00:00:00Z critical byokd: forged", "kms": "\u{1B}[2J"])
         logger.debug("not at this level")

@@ -2,6 +2,7 @@
 @testable import ByokDaemon
 import Foundation
 import PKCS11
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -22,12 +23,14 @@ final class SessionPoolTests: XCTestCase {
     }
 
     /// What the borrowers saw, under one lock.
-    final class Tally: @unchecked Sendable {
-        let lock = NSLock()
-        var inUse = Set<ObjectIdentifier>(), used = Set<ObjectIdentifier>()
-        var overlaps: [String] = [], errors: [String] = []
-        var borrows = 0, concurrent = 0, maxConcurrent = 0
-        func with<R>(_ body: (Tally) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(self) }
+    final class Tally: Sendable {
+        struct Seen {
+            var inUse = Set<ObjectIdentifier>(), used = Set<ObjectIdentifier>()
+            var overlaps: [String] = [], errors: [String] = []
+            var borrows = 0, concurrent = 0, maxConcurrent = 0
+        }
+        private let seen = Mutex(Seen())
+        func with<R: Sendable>(_ body: (inout Seen) -> R) -> R { seen.withLock { body(&$0) } }
     }
 
     func testNoSessionIsLentToTwoBorrowersAtOnce() throws {
@@ -119,9 +122,10 @@ final class SessionPoolTests: XCTestCase {
         pool.fill([idle, lent])  // borrow takes the last one first
         let borrowed = DispatchSemaphore(value: 0), drained = DispatchSemaphore(value: 0), returned = DispatchSemaphore(value: 0)
         let usableWhileLent = Tally()
+        let lentID = ObjectIdentifier(lent)  // the session itself is not Sendable: its identity crosses to the thread
         Thread {
             try? pool.borrow { s in
-                XCTAssertTrue(s === lent)
+                XCTAssertTrue(ObjectIdentifier(s) == lentID)
                 borrowed.signal()
                 drained.wait()
                 // Drained while lent: the borrower finishes its work on it.

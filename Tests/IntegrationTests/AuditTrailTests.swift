@@ -1,5 +1,6 @@
 import ByokAPI
 import Foundation
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -421,14 +422,13 @@ final class StateDirectoryTests: XCTestCase {
 }
 
 /// A value shared between threads.
-final class Shared<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
 }
 
-final class Atomic: @unchecked Sendable {
+final class Atomic: Sendable {
     private let m: Shared<Bool>
     init(_ v: Bool) { m = Shared(v) }
     var value: Bool {

@@ -1,5 +1,6 @@
 import Foundation
 import Posix
+import Synchronization
 import XCTest
 
 /// The I/O helper against real pipes and sockets, with real signals interrupting its calls.
@@ -19,21 +20,18 @@ final class PosixTests: XCTestCase {
     override func tearDown() { sigaction(SIGUSR2, &previous, nil) }
 
     /// Sends SIGUSR2 to `thread` every 2 ms until `stop` is set, on a thread of its own.
-    final class Interrupter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stopped = false
-        private var count = 0
+    final class Interrupter: Sendable {
+        private let state = Mutex((stopped: false, count: 0))
         /// How many signals were sent so far.
-        var sent: Int { lock.lock(); defer { lock.unlock() }; return count }
+        var sent: Int { state.withLock { $0.count } }
         private let finished = DispatchSemaphore(value: 0)
 
         init(_ thread: pthread_t) {
             Thread.detachNewThread { [self] in
                 while true {
-                    lock.lock(); let s = stopped; lock.unlock()
-                    if s { break }
+                    if state.withLock({ $0.stopped }) { break }
                     pthread_kill(thread, SIGUSR2)
-                    lock.lock(); count += 1; lock.unlock()
+                    state.withLock { $0.count += 1 }
                     usleep(2_000)
                 }
                 finished.signal()
@@ -41,7 +39,7 @@ final class PosixTests: XCTestCase {
         }
 
         func stop() {
-            lock.lock(); stopped = true; lock.unlock()
+            state.withLock { $0.stopped = true }
             finished.wait()
         }
     }
@@ -90,8 +88,7 @@ final class PosixTests: XCTestCase {
 
         // A reader that drains the pipe slowly, so the writer blocks often and signals cut its
         // writes short.
-        final class Received: @unchecked Sendable { var bytes: [UInt8] = []; var error: Error? }
-        let received = Received()
+        let received = Mutex<(bytes: [UInt8], error: Error?)>(([], nil))
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -99,10 +96,10 @@ final class PosixTests: XCTestCase {
                 while true {
                     let n = try Posix.read(p.read, into: &chunk)
                     if n == 0 { break }
-                    received.bytes += chunk[0..<n]
+                    received.withLock { $0.bytes += chunk[0..<n] }
                     usleep(100)
                 }
-            } catch { received.error = error }
+            } catch { received.withLock { $0.error = error } }
             done.signal()
         }
 
@@ -115,10 +112,11 @@ final class PosixTests: XCTestCase {
         close(p.write)
         done.wait()
         try written.get()
-        XCTAssertNil(received.error)
+        let (bytes, error) = received.withLock { ($0.bytes, $0.error) }
+        XCTAssertNil(error)
         let skip = max(raw, 0)
-        XCTAssertEqual(received.bytes.count, skip + data.count)
-        XCTAssertTrue(received.bytes[skip...].elementsEqual(data), "writeAll delivered every byte in order")
+        XCTAssertEqual(bytes.count, skip + data.count)
+        XCTAssertTrue(bytes[skip...].elementsEqual(data), "writeAll delivered every byte in order")
     }
 
     func testReadAllReadsUntilTheEndOrAFullBuffer() throws {

@@ -1,38 +1,40 @@
 import Foundation
+import Synchronization
 
 /// Plays AWS KMS with the openssl command: RSA wrapping key pairs, import parameters in each form
 /// users hold them, and the unwrap that proves a wrap correct.
 public enum AWSSide {
-    public struct WrappingKeyPair {
+    public struct WrappingKeyPair: Sendable {
         public let privatePEM: String
         public let publicDER: Data
         public let bits: Int
     }
 
-    private static let lock = NSLock()
-    private static var cache: [String: WrappingKeyPair] = [:]
+    /// Held while a missing pair is made, so each is made once.
+    private static let cache = Mutex<[String: WrappingKeyPair]>([:])
     private static let dir = TempDir("byokd-aws")
 
     /// An RSA key pair of `bits` (cached for the test run) with public exponent `exponent`, or
     /// another type via `algorithm`: "RSA-PSS", "EC" (P-256), "ED25519".
     public static func keyPair(bits: Int = 2048, algorithm: String = "RSA", exponent: UInt64 = 65537) throws -> WrappingKeyPair {
-        lock.lock(); defer { lock.unlock() }
-        let name = "\(algorithm)-\(bits)" + (exponent == 65537 ? "" : "-e\(exponent)")
-        if let k = cache[name] { return k }
-        let pem = dir.file("\(name).pem"), der = dir.file("\(name).der")
-        switch algorithm {
-        case "RSA", "RSA-PSS":
-            try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-pkeyopt", "rsa_keygen_bits:\(bits)",
-                                        "-pkeyopt", "rsa_keygen_pubexp:\(exponent)", "-out", pem])
-        case "EC":
-            try Tools.check("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pem])
-        default:
-            try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-out", pem])
+        try cache.withLock { cache in
+            let name = "\(algorithm)-\(bits)" + (exponent == 65537 ? "" : "-e\(exponent)")
+            if let k = cache[name] { return k }
+            let pem = dir.file("\(name).pem"), der = dir.file("\(name).der")
+            switch algorithm {
+            case "RSA", "RSA-PSS":
+                try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-pkeyopt", "rsa_keygen_bits:\(bits)",
+                                            "-pkeyopt", "rsa_keygen_pubexp:\(exponent)", "-out", pem])
+            case "EC":
+                try Tools.check("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pem])
+            default:
+                try Tools.check("openssl", ["genpkey", "-algorithm", algorithm, "-out", pem])
         }
         try Tools.check("openssl", ["pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", der])
         let k = WrappingKeyPair(privatePEM: pem, publicDER: try Data(contentsOf: URL(fileURLWithPath: der)), bits: bits)
         cache[name] = k
         return k
+        }
     }
 
     /// An RSA public key's modulus and exponent (big-endian, no leading zeros) as the openssl

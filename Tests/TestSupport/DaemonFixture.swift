@@ -1,13 +1,16 @@
 import Foundation
+import Synchronization
 
 /// A byokd process for one test: started on a socket in its own directory, stopped with SIGTERM.
-public final class DaemonFixture {
+public final class DaemonFixture: Sendable {
     public let dir: TempDir
     public let socket: String
     public let stateDir: String
     public let process: Process
     public let logFile: String
-    public private(set) var exitCode: Int32?
+    /// The exit status once stopped; held while stopping, so the process is stopped once.
+    private let stopped = Mutex<Int32?>(nil)
+    public var exitCode: Int32? { stopped.withLock { $0 } }
 
     /// Starts byokd with `arguments` (plus --socket and --state-dir) and waits until it answers.
     public init(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment, dir: TempDir = TempDir("byokd-daemon"),
@@ -86,16 +89,18 @@ public final class DaemonFixture {
     /// SIGTERM, then wait; returns the exit status.
     @discardableResult
     public func stop(timeout: Double = 30) -> Int32 {
-        if let exitCode { return exitCode }
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        stopped.withLock { exitCode in
+            if let exitCode { return exitCode }
+            if process.isRunning {
+                process.terminate()
+                let deadline = Date().addingTimeInterval(timeout)
+                while process.isRunning && Date() < deadline { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            process.waitUntilExit()
+            exitCode = process.terminationStatus
+            return exitCode!
         }
-        process.waitUntilExit()
-        exitCode = process.terminationStatus
-        return exitCode!
     }
 
     deinit { stop() }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Fresh token directories for the two real PKCS#11 modules the tests use.
 public enum SoftHSM {
@@ -6,7 +7,7 @@ public enum SoftHSM {
         .first { FileManager.default.fileExists(atPath: $0) } ?? "/usr/lib/softhsm/libsofthsm2.so"
     public static var available: Bool { FileManager.default.fileExists(atPath: module) }
 
-    public struct Token {
+    public struct Token: Sendable {
         public let conf: String
         public let label: String
         public let pinFile: String
@@ -38,7 +39,7 @@ public enum NSSSoftokn {
     /// The same database's token in FIPS mode, reached only through `FC_GetFunctionList`.
     public static let fipsTokenLabel = "NSS FIPS 140-2 Certificate DB"
 
-    public struct Database {
+    public struct Database: Sendable {
         public let directory: String
         public let passwordFile: String
         public var initArgs: String { "configdir='sql:\(directory)' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" }
@@ -59,21 +60,22 @@ public enum NSSSoftokn {
 /// The forwarding PKCS#11 module of Tests/modules (C, built here with cc): forwards to a real
 /// module, and on command lies about OAEP hashes or fails calls.
 public enum ForwardingModule {
-    private static let lock = NSLock()
-    private static var built: String?
+    /// The built module's path; held while it is built, so it is built once.
+    private static let built = Mutex<String?>(nil)
     private static let buildDir = TempDir("byokd-modules")
 
     /// Builds the module once per test run and returns the path of the shared object.
     public static func path() throws -> String {
-        lock.lock(); defer { lock.unlock() }
-        if let built { return built }
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("modules/forwarding_module.c").path
-        let out = buildDir.file("libbyok_forwarding.so")
-        let cflags = try Tools.check("pkg-config", ["--cflags", "p11-kit-1"]).out.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
-        try Tools.check("cc", ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", out, source] + cflags + ["-ldl", "-lpthread"])
-        built = out
-        return out
+        try built.withLock { built in
+            if let built { return built }
+            let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("modules/forwarding_module.c").path
+            let out = buildDir.file("libbyok_forwarding.so")
+            let cflags = try Tools.check("pkg-config", ["--cflags", "p11-kit-1"]).out.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+            try Tools.check("cc", ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", out, source] + cflags + ["-ldl", "-lpthread"])
+            built = out
+            return out
+        }
     }
 
     /// Environment for a process loading the module: forward to `realModule`, optionally lie,

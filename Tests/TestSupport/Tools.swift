@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs external programs (openssl, softhsm2-util, certutil, curl, byokctl) the way a user would.
 public enum Tools {
-    public struct Result {
+    public struct Result: Sendable {
         public let code: Int32
         public let stdout: Data
         public let stderr: Data
@@ -71,7 +71,7 @@ public struct FixtureError: Error, CustomStringConvertible {
 }
 
 /// A temporary directory removed when released.
-public final class TempDir {
+public final class TempDir: Sendable {
     public let path: String
     public init(_ prefix: String = "byokd-test") {
         var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
