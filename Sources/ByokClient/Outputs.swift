@@ -71,12 +71,8 @@ public enum Outputs {
     /// Writes the files of one wrap into `directory`, each atomically and mode 0600: every file to a
     /// temporary file there and fsync'd, then each renamed into place, then ONE fsync of the
     /// directory for all the renames. A crash leaves each file old or new, never half of one; the
-    /// directory is synced once rather than once per file (each fsync is a disk flush).
-    /// One file, as `writeAtomically(_:directory:)` writes several.
-    public static func writeAtomically(_ data: Data, directory: String, name: String) throws {
-        try writeAtomically([(name, data)], directory: directory)
-    }
-
+    /// directory is synced once rather than once per file (each fsync is a disk flush), so a wrap's
+    /// files go through one call (there is no one-file variant to call three times).
     public static func writeAtomically(_ files: [(name: String, data: Data)], directory: String) throws {
         var temporary: [(tmp: String, name: String)] = []
         defer { for t in temporary { unlink(t.tmp) } }  // what was not renamed

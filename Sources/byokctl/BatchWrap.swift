@@ -82,9 +82,8 @@ struct BatchWrap {
                 if let w = r.result, let blob = Data(base64Encoded: w.encryptedKeyMaterial), let token = Data(base64Encoded: w.importToken) {
                     do {
                         try Outputs.create(directory: name)
-                        try Outputs.writeAtomically(blob, directory: name, name: Outputs.encryptedKeyMaterial)
-                        try Outputs.writeAtomically(token, directory: name, name: Outputs.importToken)
-                        try Outputs.writeAtomically(try enc.encode(w.manifest) + Data("\n".utf8), directory: name, name: Outputs.manifest)
+                        try Outputs.writeAtomically([(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token),
+                                                     (Outputs.manifest, try enc.encode(w.manifest) + Data("\n".utf8))], directory: name)
                         outcomes[r.index].ok = true
                         outcomes[r.index].files = Outputs.all.map { name + "/" + $0 }
                         outcomes[r.index].nextCommand = NextCommand.command(for: w.manifest, directory: name)

@@ -58,10 +58,9 @@ struct KMS: ParsableCommand {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 try Outputs.create(directory: out)
-                try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-                try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
-                try Outputs.writeAtomically(try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8),
-                                            directory: out, name: Outputs.manifest)
+                try Outputs.writeAtomically([(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token),
+                                             (Outputs.manifest, try enc.encode(ManifestWithKMS(manifest: r.wrap.manifest, kms: r.kms)) + Data("\n".utf8))],
+                                            directory: out)
             }
             if options.json { options.printJSON(r); return }
             let m = r.wrap.manifest

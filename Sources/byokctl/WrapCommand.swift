@@ -137,18 +137,15 @@ struct Wrap: ParsableCommand {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Outputs.create(directory: out)
-        switch provider {
-        case .aws:
-            try Outputs.writeAtomically(blob, directory: out, name: Outputs.encryptedKeyMaterial)
-            try Outputs.writeAtomically(token, directory: out, name: Outputs.importToken)
+        // All of a wrap's files in one call: each fsync'd and renamed, the directory synced once.
+        let blobs: [(name: String, data: Data)] = switch provider {
+        case .aws: [(Outputs.encryptedKeyMaterial, blob), (Outputs.importToken, token)]
         case .azure:
-            let file = AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
-                                      generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))")
-            try Outputs.writeAtomically(file, directory: out, name: Outputs.azureBYOK)
-        case .gcp:
-            try Outputs.writeAtomically(blob, directory: out, name: Outputs.gcpWrappedKey)
+            [(Outputs.azureBYOK, AzureBYOK.file(kid: m.azureKid ?? "", ciphertext: [UInt8](blob),
+                                                generator: "byokd \(ByokVersion.current); \(m.token.model) token \"\(m.token.label)\" (serial \(m.token.serial))"))]
+        case .gcp: [(Outputs.gcpWrappedKey, blob)]
         }
-        try Outputs.writeAtomically(try enc.encode(m) + Data("\n".utf8), directory: out, name: Outputs.manifest)
+        try Outputs.writeAtomically(blobs + [(Outputs.manifest, try enc.encode(m) + Data("\n".utf8))], directory: out)
         let files = Outputs.files(for: provider)
         let command = NextCommand.command(for: m, directory: out)
         noteIgnoredExpiry(m)
