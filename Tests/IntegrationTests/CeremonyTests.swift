@@ -18,9 +18,12 @@ final class CeremonyTests: XCTestCase {
         guard geteuid() == 0 else {
             throw XCTSkip("needs root: a second operator is played through setpriv, which must change uid (CI runs the tests as root)")
         }
-        guard let pw = getpwuid(65534) else { throw XCTSkip("needs a user with uid 65534 to play the second operator") }
+        // The name is copied at once: getpwuid's buffer is static, and `Self.me`'s first use calls it again.
+        guard let name = getpwuid(65534).map({ String(cString: $0.pointee.pw_name) }) else {
+            throw XCTSkip("needs a user with uid 65534 to play the second operator")
+        }
         guard Self.me.uid != 65534 else { throw XCTSkip("the tests run as uid 65534 itself") }
-        return (65534, String(cString: pw.pointee.pw_name))
+        return (65534, name)
     }
 
     /// A daemon on a fresh SoftHSM token with extra configuration, its socket reachable by the second operator.
