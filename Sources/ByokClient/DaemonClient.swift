@@ -121,18 +121,34 @@ public final class DaemonClient {
 
     private func readResponse(onLine: ((Data) -> Void)?) throws -> (Int, Data) {
         buffer.removeAll(keepingCapacity: true)
-        let statusLine = String(decoding: try line(), as: UTF8.self)
+        // The head, read as the daemon reads a request's (`HTTPHead`).
+        var scanned = 0
+        var headEnd: Int
+        while true {
+            if let end = HTTPHead.end(of: buffer, from: scanned) { headEnd = end; break }
+            scanned = max(0, buffer.count - 3)  // each byte looked at once
+            try fill()
+        }
+        let head = buffer[0..<headEnd]
+        let statusLine = String(decoding: HTTPHead.startLine(head), as: UTF8.self)
         let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
         var length = 0
         var chunked = false
         var closeAfter = false
-        while true {
-            let h = String(decoding: try line(), as: UTF8.self).lowercased()
-            if h.isEmpty { break }
-            if h.hasPrefix("content-length:") { length = Int(h.dropFirst(15).trimmingBlanks) ?? 0 }
-            if h.hasPrefix("transfer-encoding:") && h.firstRange(of: "chunked") != nil { chunked = true }
-            if h.hasPrefix("connection:") && h.firstRange(of: "close") != nil { closeAfter = true }
+        do {
+            try HTTPHead.fields(head) { name, value in
+                switch name {
+                case "content-length": length = Int(value) ?? 0
+                case "transfer-encoding": chunked = value.lowercased().firstRange(of: "chunked") != nil
+                case "connection": closeAfter = value.lowercased().firstRange(of: "close") != nil
+                default: break
+                }
+            }
+        } catch {
+            close(fd); fd = -1
+            throw ByokError(.daemonUnreachable, "the answer on the socket is not HTTP from byokd (a header line without a colon)")
         }
+        buffer.removeSubrange(0..<(headEnd + 4))
         var body = Data()
         if chunked {
             var pending = Data()

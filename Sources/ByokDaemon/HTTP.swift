@@ -187,15 +187,15 @@ struct HTTPReader {
     /// are no longer trimmed, and a name's non-ASCII letters keep their case (of those only U+212A
     /// KELVIN SIGN lowercases into ASCII, to `k`, which none of the names read here has).
     private static func parseHead(_ bytes: ArraySlice<UInt8>, maxBodyBytes: Int) throws -> Head {
-        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), colon = UInt8(ascii: ":")
-        let requestEnd = lineEnd(bytes, from: bytes.startIndex)
         // The request line's three parts, at runs of spaces.
+        let requestLine = HTTPHead.startLine(bytes)
+        let space = UInt8(ascii: " ")
         var method = 0..<0, target = 0..<0, version = 0..<0, parts = 0
-        var i = bytes.startIndex
-        while i < requestEnd {
-            if bytes[i] == space { i += 1; continue }
+        var i = requestLine.startIndex
+        while i < requestLine.endIndex {
+            if requestLine[i] == space { i += 1; continue }
             let start = i
-            while i < requestEnd && bytes[i] != space { i += 1 }
+            while i < requestLine.endIndex && requestLine[i] != space { i += 1 }
             parts += 1
             switch parts {
             case 1: method = start..<i
@@ -208,20 +208,13 @@ struct HTTPReader {
             throw ReadError.malformed("bad request line")
         }
         var headers: [String: String] = [:]
-        var next = requestEnd  // the CRLF before the next line, or the end
-        while next < bytes.endIndex {
-            let start = next + 2
-            let end = lineEnd(bytes, from: start)
-            next = end
-            if start == end { continue }
-            guard let c = bytes[start..<end].firstIndex(of: colon) else { throw ReadError.malformed("bad header line") }
-            var from = c + 1, to = end
-            while from < to && (bytes[from] == space || bytes[from] == tab) { from += 1 }
-            while to > from && (bytes[to - 1] == space || bytes[to - 1] == tab) { to -= 1 }
-            let name = asciiLowercased(bytes[start..<c])
-            let value = String(decoding: bytes[from..<to], as: UTF8.self)
-            if name == "content-length", let previous = headers[name], previous != value { throw ReadError.malformed("conflicting Content-Length headers") }
-            headers[name] = value
+        do {
+            try HTTPHead.fields(bytes) { name, value in
+                if name == "content-length", let previous = headers[name], previous != value { throw ReadError.malformed("conflicting Content-Length headers") }
+                headers[name] = value
+            }
+        } catch is HTTPHead.BadFieldLine {
+            throw ReadError.malformed("bad header line")
         }
         if headers["transfer-encoding"] != nil { throw ReadError.lengthRequired }
         var length = 0
@@ -241,34 +234,8 @@ struct HTTPReader {
                     keepAlive: keepAlive, bodyStart: bytes.count + 4, length: length)
     }
 
-    /// The index of the first CRLF at or after `start` in `bytes`, or its end.
-    private static func lineEnd(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int {
-        var i = start
-        while i + 1 < bytes.endIndex {
-            if bytes[i] == 13 && bytes[i + 1] == 10 { return i }
-            i += 1
-        }
-        return bytes.endIndex
-    }
-
-    /// `bytes` as UTF-8 (invalid bytes as U+FFFD), A–Z lowercased.
-    private static func asciiLowercased(_ bytes: ArraySlice<UInt8>) -> String {
-        String(unsafeUninitializedCapacity: bytes.count) { out in
-            for (k, b) in bytes.enumerated() { out[k] = b &- 65 < 26 ? b | 0x20 : b }
-            return bytes.count
-        }
-    }
-
     /// The offset of the first CRLFCRLF at or after `start`.
-    private static func findHeaderEnd(_ buffer: [UInt8], from start: Int) -> Int? {
-        guard buffer.count >= 4 else { return nil }
-        var i = start
-        while i + 3 < buffer.count {
-            if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
-            i += 1
-        }
-        return nil
-    }
+    private static func findHeaderEnd(_ buffer: [UInt8], from start: Int) -> Int? { HTTPHead.end(of: buffer, from: start) }
 
     private mutating func fill(deadline: Date, idle: Bool) throws {
         // Most requests are already there: try once without waiting.
