@@ -7,11 +7,11 @@ import Posix
 /// A Unix stream socket server: one thread per connection, bounded in number (and per user, so
 /// no local user can take them all), each reading HTTP/1.1 requests with size and time limits and
 /// sending answers within a time limit. A connection's error is logged and never stops the server.
-final class SocketServer: @unchecked Sendable {
+final class SocketServer: @unchecked Sendable {  // its counters behind `lock` (an NSCondition: stop() waits for connections to end)
     let listenFD: Int32
     let config: Configuration
     let logger: Logger
-    let handler: (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse
+    let handler: @Sendable (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse
     private let lock = NSCondition()
     private var active = 0
     /// Connections held per uid (root's are not capped).
@@ -22,7 +22,7 @@ final class SocketServer: @unchecked Sendable {
     /// listening socket (shutdown() on a socket systemd passed would break byokd.socket).
     private let wake: (read: Int32, write: Int32)
 
-    init(listenFD: Int32, config: Configuration, logger: Logger, handler: @escaping (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse) {
+    init(listenFD: Int32, config: Configuration, logger: Logger, handler: @escaping @Sendable (HTTPRequest, PeerCredentials?, Logger) -> HTTPResponse) {
         self.listenFD = listenFD
         self.config = config
         self.logger = logger
