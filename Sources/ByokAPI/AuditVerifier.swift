@@ -62,6 +62,7 @@ public enum AuditVerifier {
         var anchored: [UInt64: (line: Int, hash: String)] = [:]
         let wanted = Set(anchors.map(\.seq))
         var intents: [UInt64] = []
+        var intentRequests: [UInt64: String] = [:]  // an intent's seq → its request id
         var closed = Set<UInt64>()
         let decoder = JSONDecoder()
 
@@ -124,8 +125,17 @@ public enum AuditVerifier {
                     report.uncoveredTail += 1
                 }
             }
-            if r.result == AuditEvent.intentResult { intents.append(r.seq) }
-            if let i = r.intent { closed.insert(i) }
+            if let i = r.intent {
+                // An outcome names the record written ahead of it: an earlier intent of the same request.
+                guard intentRequests[i] == r.requestId else {
+                    return broken(n, "record \(r.seq) on line \(n) names record \(i) as written ahead of it, but record \(i) is not an intent of the same request (\(Display.escaped(r.requestId))): the outcome stands without its write-ahead record")
+                }
+                closed.insert(i)
+            }
+            if r.result == AuditEvent.intentResult {
+                intents.append(r.seq)
+                intentRequests[r.seq] = r.requestId
+            }
             if wanted.contains(r.seq) { anchored[r.seq] = (n, Digest.sha256(Array(raw)).hex) }
             hashBefore = report.head
             report.head = Digest.sha256(Array(raw)).hex

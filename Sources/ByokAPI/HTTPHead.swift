@@ -2,9 +2,12 @@
 /// for the daemon's requests (`HTTPReader`) and the client's answers (`DaemonClient`). Lines end at
 /// CRLF (a lone CR or LF stays part of its line); a field is `name: value`, split at the first
 /// colon; names compare without ASCII case (returned lowercased); values are trimmed of SP and HTAB
-/// only (a non-ASCII space is part of the value); bytes that are not UTF-8 become U+FFFD.
+/// only (a non-ASCII space is part of the value); bytes that are not UTF-8 become U+FFFD. As RFC
+/// 9112 §5.1 and §5.2 require of a server, a field line with whitespace between its name and the
+/// colon (`Content-Length : 5`) or folded onto the line before (starting with SP or HTAB) is refused
+/// rather than read as some other field (which would leave the framing to a field byokd ignores).
 public enum HTTPHead {
-    /// A field line without a colon.
+    /// A field line without a colon, with whitespace before its colon, or folded (obs-fold).
     public struct BadFieldLine: Error, Equatable {}
 
     /// The offset of the first CRLFCRLF (the end of a head) in `buffer` at or after `start`.
@@ -35,7 +38,8 @@ public enum HTTPHead {
             let end = lineEnd(bytes, from: start)
             next = end
             if start >= end { continue }
-            guard let c = bytes[start..<end].firstIndex(of: colon) else { throw BadFieldLine() }
+            guard let c = bytes[start..<end].firstIndex(of: colon), bytes[start] != space, bytes[start] != tab,
+                  c == start || (bytes[c - 1] != space && bytes[c - 1] != tab) else { throw BadFieldLine() }
             var from = c + 1, to = end
             while from < to && (bytes[from] == space || bytes[from] == tab) { from += 1 }
             while to > from && (bytes[to - 1] == space || bytes[to - 1] == tab) { to -= 1 }

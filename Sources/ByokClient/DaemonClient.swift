@@ -63,7 +63,9 @@ public final class DaemonClient {
             do {
                 try writeAll(bytes)
                 return try readResponse(onLine: onLine)
-            } catch let e as ByokError where reused && attempt == 0 && e.code == .daemonUnreachable {
+            } catch let e as ByokError where reused && attempt == 0 && e.code == .daemonUnreachable && received == 0 {
+                // A kept-alive connection byokd had closed (idle) before this request: send it again.
+                // Not once any of an answer arrived: byokd may have done what was asked.
                 close(fd); fd = -1
                 continue
             }
@@ -80,6 +82,8 @@ public final class DaemonClient {
     }
 
     private var buffer = [UInt8]()
+    /// Bytes of the current answer received so far.
+    private var received = 0
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -96,6 +100,7 @@ public final class DaemonClient {
             throw ByokError(.daemonUnreachable, "byokd closed the connection before answering")
         }
         buffer += chunk[0..<n]
+        received += n
     }
 
     /// Bytes up to (not including) the next CRLF, consumed with it.
@@ -119,14 +124,25 @@ public final class DaemonClient {
         return out
     }
 
+    /// The longest answer head byokctl reads (byokd's are about 150 bytes).
+    static let maxHeadBytes = 64 * 1024
+
+    /// What is on the socket is not an answer from byokd: the connection is dropped.
+    private func notHTTP(_ what: String) -> ByokError {
+        close(fd); fd = -1
+        return ByokError(.daemonUnreachable, "the answer on the socket is not byokd's HTTP (\(what)); is --socket byokd's socket?")
+    }
+
     private func readResponse(onLine: ((Data) -> Void)?) throws -> (Int, Data) {
         buffer.removeAll(keepingCapacity: true)
+        received = 0
         // The head, read as the daemon reads a request's (`HTTPHead`).
         var scanned = 0
         var headEnd: Int
         while true {
             if let end = HTTPHead.end(of: buffer, from: scanned) { headEnd = end; break }
             scanned = max(0, buffer.count - 3)  // each byte looked at once
+            if buffer.count > Self.maxHeadBytes { throw notHTTP("a head longer than \(Self.maxHeadBytes) bytes") }
             try fill()
         }
         let head = buffer[0..<headEnd]
@@ -138,22 +154,23 @@ public final class DaemonClient {
         do {
             try HTTPHead.fields(head) { name, value in
                 switch name {
-                case "content-length": length = Int(value) ?? 0
+                case "content-length": length = value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? Int(value) ?? -1 : -1
                 case "transfer-encoding": chunked = value.lowercased().firstRange(of: "chunked") != nil
                 case "connection": closeAfter = value.lowercased().firstRange(of: "close") != nil
                 default: break
                 }
             }
         } catch {
-            close(fd); fd = -1
-            throw ByokError(.daemonUnreachable, "the answer on the socket is not HTTP from byokd (a header line without a colon)")
+            throw notHTTP("a header line without a colon, or with a space before it")
         }
+        guard length >= 0 else { throw notHTTP("a bad Content-Length") }
         buffer.removeSubrange(0..<(headEnd + 4))
         var body = Data()
         if chunked {
             var pending = Data()
             while true {
                 let size = Int(String(decoding: try line(), as: UTF8.self).split(separator: ";").first ?? "", radix: 16) ?? 0
+                guard size >= 0 else { throw notHTTP("a negative chunk size") }
                 if size == 0 { _ = try line(); break }
                 let chunk = try take(size)
                 _ = try line()

@@ -32,9 +32,11 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
     private var failedThrough: UInt64 = 0
     private var failedSync = ""
     private var syncing = false
-    /// Intents written without waiting (`IntentDurability.withOutcome`), by seq: the generation of
-    /// their write, until their outcome is appended.
-    private var pendingIntents: [UInt64: UInt64] = [:]
+    /// Intents written without waiting (`IntentDurability.withOutcome`) until their outcome is
+    /// appended, by the request id the outcome carries too (a seq is not enough: after a failed
+    /// sync the next record takes the seq of what was cut back): their seq, the generation of their
+    /// write, and whether a failed sync cut them back before any sync made them durable.
+    private var pendingIntents: [String: (seq: UInt64, generation: UInt64, lost: Bool)] = [:]
     /// Once a record carries a MAC, every later one does or says why not (`macError`).
     private var macsBegan: Bool
     /// Set when a failed write could not be cut back: the file may end in a fragment.
@@ -198,14 +200,11 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
         // An outcome whose intent a failed sync cut back must not be written: its operation would
         // stand in the log without the record written ahead of it (and its answer is refused).
         for r in records {
-            guard let seq = r.intent, let generation = pendingIntents.removeValue(forKey: seq) else { continue }
-            if failedThrough >= generation {
+            guard let seq = r.intent, let pending = pendingIntents[r.requestId], pending.seq == seq else { continue }
+            pendingIntents[r.requestId] = nil
+            if pending.lost {
                 throw ByokError(.auditLogFailed, "byokd cannot sync its audit log \(path): \(failedSync) (the record written ahead of this operation was lost with the failed sync)")
             }
-        }
-        if !wait, pendingIntents[written.seq + 1] != nil {
-            // An outcome still to come names this seq from before a failed sync: do not reuse it.
-            throw ByokError(.auditLogFailed, "byokd's audit log \(path) lost records in a failed sync moments ago (\(failedSync)); try again")
         }
         var tail = written
         var bytes: [UInt8] = []
@@ -235,7 +234,7 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
         if wait {
             try waitUntilDurable(generation)
         } else {
-            for seq in seqs { pendingIntents[seq] = generation }
+            for (seq, r) in zip(seqs, records) { pendingIntents[r.requestId] = (seq, generation, false) }
         }
         return seqs
     }
@@ -274,7 +273,9 @@ public final class AuditLog: @unchecked Sendable {  // every `var` behind `cond`
                 durable = target.1
                 onSync?(AuditAnchor(seq: durable.seq, hash: durable.head))
             case .failure(let e):
-                // What was written since the last good sync may not be on disk: none of it counts.
+                // What was written since the last good sync may not be on disk: none of it counts,
+                // and a wrap intent among it is lost (one a good sync made durable is not).
+                for (id, pending) in pendingIntents where pending.generation > syncedGeneration { pendingIntents[id]?.lost = true }
                 cutBack(to: durable.end)
                 written = durable
                 failedThrough = generation

@@ -191,6 +191,13 @@ final class AuditLogTests: XCTestCase {
         XCTAssertNil(AuditVerifier.verify(data(try lines(dir)), mac: Self.check).firstBroken?.reason)
     }
 
+    /// The outcome of `intent` (written at `seq`), as the pipeline writes it: the same request.
+    func outcome(_ intent: AuditRecord, _ seq: UInt64) -> AuditRecord {
+        var r = intent
+        r.intent = seq
+        return r
+    }
+
     /// A wrap's intent is written at once (a full disk stops the wrap) and made durable by its
     /// outcome's sync: one fdatasync per wrap, not two.
     func testAWrapsIntentSharesItsOutcomesSync() throws {
@@ -198,13 +205,12 @@ final class AuditLogTests: XCTestCase {
         let audit = try log(dir)
         let syncs = Counter()
         audit.syncCall = { syncs.add(); return fdatasync($0) }
-        let seq = try audit.intent(record(1, "wrap"), durability: .withOutcome)
+        let wrap = record(1, "wrap")
+        let seq = try audit.intent(wrap, durability: .withOutcome)
         XCTAssertEqual(syncs.value, 0, "the intent is not synced on its own")
         XCTAssertEqual(try lines(dir).count, 1, "the intent is written before the token is touched")
         XCTAssertEqual(audit.head().seq, 0, "the intent is not durable yet")
-        var outcome = record(2, "wrap")
-        outcome.intent = seq
-        try audit.append(outcome)
+        try audit.append(outcome(wrap, seq))
         XCTAssertEqual(syncs.value, 1, "one sync makes the intent and the outcome durable")
         XCTAssertEqual(audit.head().seq, 2)
         _ = try audit.intent(record(3, "keys.generate"))
@@ -215,37 +221,85 @@ final class AuditLogTests: XCTestCase {
     }
 
     /// A failed sync between a wrap's intent and its outcome cuts the intent back; the outcome is
-    /// then refused (its answer with it), and the intent's seq is not reused while that outcome
-    /// is still to come.
+    /// then refused (its answer with it), although the next records take the lost intent's seq.
     func testAFailedSyncBetweenAWrapsIntentAndItsOutcomeRefusesTheOutcome() throws {
         let dir = TempDir()
         let audit = try log(dir)
         try audit.append(record(1))
         let before = try lines(dir)
-        let seq = try audit.intent(record(2, "wrap"), durability: .withOutcome)
+        let wrap = record(2, "wrap")
+        let seq = try audit.intent(wrap, durability: .withOutcome)
         XCTAssertEqual(seq, 2)
         audit.syncCall = { _ in errno = EIO; return -1 }
         XCTAssertThrowsError(try audit.append(record(3, "status")))
         audit.syncCall = { fdatasync($0) }
         XCTAssertEqual(try lines(dir), before, "the wrap's intent was cut back with the failed sync")
-        XCTAssertThrowsError(try audit.intent(record(4, "wrap"), durability: .withOutcome), "seq 2 is still named by an outcome to come") {
-            XCTAssertEqual(($0 as? ByokError)?.code, .auditLogFailed)
-        }
-        var outcome = record(5, "wrap")
-        outcome.intent = seq
-        XCTAssertThrowsError(try audit.append(outcome)) {
+        // Another wrap's intent now takes seq 2, and its outcome is written.
+        let other = record(4, "wrap")
+        let otherSeq = try audit.intent(other, durability: .withOutcome)
+        XCTAssertEqual(otherSeq, 2)
+        XCTAssertThrowsError(try audit.append(outcome(wrap, seq))) {
             XCTAssertEqual(($0 as? ByokError)?.code, .auditLogFailed)
             XCTAssertTrue("\($0)".contains("lost with the failed sync"), "\($0)")
         }
-        XCTAssertEqual(try lines(dir), before, "no outcome without its intent")
-        let again = try audit.intent(record(6, "wrap"), durability: .withOutcome)
-        var second = record(7, "wrap")
-        second.intent = again
-        try audit.append(second)
+        try audit.append(outcome(other, otherSeq))
         let report = AuditVerifier.verify(data(try lines(dir)), mac: Self.check)
         XCTAssertNil(report.firstBroken?.reason)
-        XCTAssertEqual(report.records, 3)
+        XCTAssertEqual(report.records, 3, "record 1, the other wrap's intent and its outcome; nothing of the lost wrap")
         XCTAssertEqual(report.openIntents, [])
+    }
+
+    /// After a failed sync cut a wrap's intent back, an intent of another kind (synced before the
+    /// token is touched) takes its seq: that operation's outcome is written, the lost wrap's is not.
+    func testAnIntentThatTookALostIntentsSeqKeepsItsOutcome() throws {
+        let dir = TempDir()
+        let audit = try log(dir)
+        try audit.append(record(1))
+        let wrap = record(2, "wrap")
+        let seq = try audit.intent(wrap, durability: .withOutcome)
+        audit.syncCall = { _ in errno = EIO; return -1 }
+        XCTAssertThrowsError(try audit.append(record(3, "status")))
+        audit.syncCall = { fdatasync($0) }
+        let generate = record(4, "keys.generate")
+        let generateSeq = try audit.intent(generate)
+        XCTAssertEqual(generateSeq, seq, "the generate's intent took the lost wrap intent's seq")
+        try audit.append(outcome(generate, generateSeq))
+        XCTAssertThrowsError(try audit.append(outcome(wrap, seq)), "the wrap's own intent is lost, whatever now stands at its seq")
+        let report = AuditVerifier.verify(data(try lines(dir)), mac: Self.check)
+        XCTAssertNil(report.firstBroken?.reason)
+        XCTAssertEqual(report.openIntents, [])
+    }
+
+    /// A wrap intent that a good sync made durable is not lost to a later failed sync.
+    func testAnIntentAnotherSyncMadeDurableSurvivesALaterFailedSync() throws {
+        let dir = TempDir()
+        let audit = try log(dir)
+        let wrap = record(1, "wrap")
+        let seq = try audit.intent(wrap, durability: .withOutcome)
+        try audit.append(record(2, "status"))  // its sync makes the intent durable too
+        audit.syncCall = { _ in errno = EIO; return -1 }
+        XCTAssertThrowsError(try audit.append(record(3, "status")))
+        audit.syncCall = { fdatasync($0) }
+        try audit.append(outcome(wrap, seq))
+        let report = AuditVerifier.verify(data(try lines(dir)), mac: Self.check)
+        XCTAssertNil(report.firstBroken?.reason)
+        XCTAssertEqual(report.openIntents, [])
+    }
+
+    /// The verifier holds an outcome to its own write-ahead record: naming another request's
+    /// intent (or a record that is no intent) is an alteration, even with the chain recomputed.
+    func testAnOutcomeNamingAnotherRequestsIntentIsReported() throws {
+        let dir = TempDir()
+        let audit = try log(dir, signer: nil)
+        let generate = record(1, "keys.generate")
+        let seq = try audit.intent(generate)
+        try audit.append(outcome(generate, seq))
+        var forged = record(3, "wrap")
+        forged.intent = seq
+        try audit.append(forged)
+        let report = AuditVerifier.verify(data(try lines(dir)))
+        XCTAssertEqual(report.firstBroken?.line, 3)
+        XCTAssertTrue(report.firstBroken?.reason.contains("not an intent of the same request") == true, report.firstBroken?.reason ?? "")
     }
 
     func testATornTailIsCutOffAtOpenAndSaidSoAndTheChainContinues() throws {

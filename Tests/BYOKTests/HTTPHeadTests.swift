@@ -42,4 +42,15 @@ final class HTTPHeadTests: XCTestCase {
         XCTAssertEqual(HTTPHead.end(of: bytes, from: 22), 29)
         XCTAssertEqual(HTTPHead.end(of: Array("\r\n\r".utf8)), nil)
     }
+
+    /// RFC 9112 §5.1/§5.2: whitespace between a name and its colon, and folded lines, are refused,
+    /// so `Content-Length : 5` cannot pass as a field byokd ignores.
+    func testWhitespaceBeforeTheColonAndFoldedLinesAreRefused() {
+        for bad in ["Content-Length : 5", "Content-Length\t: 5", " X: folded", "\tX: folded", "Transfer-Encoding : chunked"] {
+            XCTAssertThrowsError(try HTTPHead.fields(head("POST / HTTP/1.1\r\nHost: b\r\n" + bad)) { _, _ in }, bad) {
+                XCTAssertTrue($0 is HTTPHead.BadFieldLine, bad)
+            }
+        }
+        XCTAssertNoThrow(try HTTPHead.fields(head("POST / HTTP/1.1\r\n:empty name\r\nX:no space\r\nY:  spaces after")) { _, _ in })
+    }
 }

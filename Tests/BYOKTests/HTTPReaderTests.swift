@@ -214,6 +214,11 @@ final class HTTPReaderTests: XCTestCase {
         var headers: [String: String] = [:]
         for line in lines where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { return "\(HTTPReader.ReadError.malformed("bad header line"))" }
+            // Added on purpose to the former parser's rules (RFC 9112 §5.1, §5.2): no whitespace
+            // before the colon, no folded line.
+            if line.first == " " || line.first == "\t" || (colon > line.startIndex && [" ", "\t"].contains(line[line.index(before: colon)])) {
+                return "\(HTTPReader.ReadError.malformed("bad header line"))"
+            }
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             if name == "content-length", let previous = headers[name], previous != value {

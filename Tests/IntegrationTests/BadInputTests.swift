@@ -119,6 +119,23 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(labels, ["k"], "no key was made")
     }
 
+    /// A key reference that carries a PIN (RFC 7512's pin-value) is refused before anything
+    /// records it: the PIN is in neither the audit log nor byokd's log.
+    func testAKeyURIWithAPINIsRefusedAndThePINIsRecordedNowhere() throws {
+        let aws = try AWSSide.keyPair(bits: 2048)
+        let p = params(AWSSide.cliJSON(publicKey: aws.publicDER, importToken: AWSSide.randomImportToken()))
+        for uri in ["pkcs11:object=k?pin-value=secret-7715", "pkcs11:object=k;type=secret-key?PIN-VALUE=secret-7715",
+                    "pkcs11:object=k?pin-source=file:/tmp/secret-7715"] {
+            try expectFailure(wrapArgs(p, key: uri), code: "KEY_LABEL_INVALID", exit: 2, mentions: ["carries a PIN"])
+        }
+        let audit = try String(contentsOfFile: daemon.stateDir + "/audit.jsonl", encoding: .utf8)
+        XCTAssertFalse(audit.contains("secret-7715"), "the PIN is not in the audit log")
+        XCTAssertFalse(daemon.log.contains("secret-7715"), "the PIN is not in byokd's log")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // The same key by a URI without a PIN is wrapped.
+        XCTAssertEqual(try daemon.ctl(wrapArgs(p, key: "pkcs11:object=k")).code, 0)
+    }
+
     func testAnECWrappingKeyIsRefused() throws {
         let ec = try AWSSide.keyPair(bits: 256, algorithm: "EC")
         let p = params(AWSSide.cliJSON(publicKey: ec.publicDER, importToken: AWSSide.randomImportToken()))

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Synchronization
 import XCTest
 
 /// The command lines a new operator types, as issue 13 found them: each surprise it listed has a
@@ -229,5 +230,47 @@ final class CommandLineTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(checked, 20)
+    }
+
+    /// Something on --socket that is not byokd: byokctl says so (exit 5), never traps, never sends
+    /// the request again once an answer began (byokd may have done what was asked).
+    func testAnAnswerThatIsNotByokdsHTTPIsAClearErrorAndNoRetry() throws {
+        let answers = [
+            "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n",
+            "HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 70_000),
+        ]
+        for answer in answers {
+            let dir = TempDir()
+            let path = dir.file("fake.sock")
+            let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { p in for (k, b) in path.utf8.enumerated() { p[k] = b } }
+            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            XCTAssertEqual(bound, 0)
+            XCTAssertEqual(listen(listener, 4), 0)
+            let requests = Mutex(0)
+            let server = Thread {
+                while true {
+                    let c = accept(listener, nil, nil)
+                    if c < 0 { return }
+                    var buf = [UInt8](repeating: 0, count: 65536)
+                    if recv(c, &buf, buf.count, 0) > 0 { requests.withLock { $0 += 1 } }
+                    _ = Array(answer.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    close(c)
+                }
+            }
+            server.start()
+            let r = try ctl(["status", "--socket", path, "--json"])
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+            XCTAssertEqual(r.code, 5, "\(answer.prefix(60).debugDescription): \(r.err)")
+            XCTAssertTrue(r.out.contains("DAEMON_UNREACHABLE"), r.out)
+            XCTAssertTrue(r.out.contains("not byokd's HTTP"), r.out)
+            XCTAssertEqual(requests.withLock { $0 }, 1, "the request was sent once")
+        }
     }
 }

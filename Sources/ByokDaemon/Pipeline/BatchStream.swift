@@ -9,8 +9,8 @@ import Synchronization
 /// batch is durable before the first wrap; each entry's record names it.
 ///
 /// A client that goes away, or an audit log that fails, stops the batch after the group being sent;
-/// the group wrapped ahead of it is still audited (its records carry a note that its answer was not
-/// sent), so every wrap the token made has a record.
+/// the group wrapped ahead of it is still audited when the log takes its records (they carry a note
+/// that their answers were not sent). Nothing of an entry leaves byokd before its record is durable.
 struct BatchStream: Sendable {
     static let groupSize = 100
 

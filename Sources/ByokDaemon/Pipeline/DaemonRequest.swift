@@ -43,8 +43,32 @@ enum DaemonRequest: Sendable {
         }
     }
 
-    /// Decodes the body an endpoint takes (bodies of GET endpoints are ignored).
+    /// Decodes the body an endpoint takes (bodies of GET endpoints are ignored), and checks that
+    /// no key reference carries a PIN.
     static func decode(_ endpoint: Endpoint, id: String?, body: [UInt8]) throws -> DaemonRequest {
+        let request = try decodeBody(endpoint, id: id, body: body)
+        switch request {
+        case .wrap(let w): try checkKeyReference(w.key)
+        case .wrapBatch(let b): for e in b.entries { try checkKeyReference(e.key) }
+        case .kmsImport(let k): try checkKeyReference(k.key)
+        case .kmsRotate(let k): try checkKeyReference(k.key)
+        default: break
+        }
+        return request
+    }
+
+    /// A `pkcs11:` URI may carry a PIN (`pin-value=`, `pin-source=`, RFC 7512); a key reference
+    /// never needs one (byokd logs in with its own), and whatever a request names is written to the
+    /// audit record and the log line. So such a reference is refused before either sees it.
+    static func checkKeyReference(_ reference: String) throws {
+        guard reference.hasPrefix("pkcs11:") else { return }
+        let lowered = reference.lowercased()
+        if lowered.firstRange(of: "pin-value") != nil || lowered.firstRange(of: "pin-source") != nil {
+            throw ByokError(.keyLabelInvalid, "the key's pkcs11: URI carries a PIN (pin-value or pin-source); byokd logs in to its token with its own PIN and records every key reference, so remove it from the URI")
+        }
+    }
+
+    private static func decodeBody(_ endpoint: Endpoint, id: String?, body: [UInt8]) throws -> DaemonRequest {
         switch endpoint.operation {
         case .status: return .status
         case .keysList: return .keysList

@@ -177,11 +177,18 @@ public final class TokenService: Sendable {
         }
     }
 
-    /// A key a batch group searched for once, and the handle generation it was found under.
+    /// A key a batch group searched for once, the handle generation it was found under, and when.
     struct FoundKey: Sendable {
         let key: TokenKey
         let info: KeyInfo
         let generation: UInt64
+        let at: Date
+
+        /// Whether a wrap may use it instead of searching: same generation (no reconnect or Security
+        /// Officer step since), and no older than `KeyCache.recheckInterval` (a slow token's group).
+        func usable(generation now: UInt64) -> Bool {
+            generation == now && Date().timeIntervalSince(at) < KeyCache.recheckInterval
+        }
     }
 
     /// A wrap checked now and run later (after a second operator's approval or the Security
@@ -268,7 +275,7 @@ public final class TokenService: Sendable {
             var found: [String: FoundKey] = [:]
             for reference in Set(requests.map(\.key)) {
                 if let (key, info) = try? keys.key(reference, store: store) {
-                    found[reference] = FoundKey(key: key, info: info, generation: generation)
+                    found[reference] = FoundKey(key: key, info: info, generation: generation, at: Date())
                 }
             }
             return found
@@ -340,7 +347,7 @@ public final class TokenService: Sendable {
             _ = try params.resolve(requested: job.resolved.algorithm.rawValue)
         }
         let store = KeyStore(session: session, token: token)
-        let (key, info) = if let found = job.found, found.generation == connection.generation {
+        let (key, info) = if let found = job.found, found.usable(generation: connection.generation) {
             (found.key, found.info)
         } else {
             try keys.key(job.reference, store: store)
