@@ -126,9 +126,17 @@ final class AuditMacTests: XCTestCase {
         for i in 0..<4 { XCTAssertEqual(try d.ctl(["keys", "generate", "--label", "k\(i)", "--spec", "SYMMETRIC_DEFAULT"]).code, 0) }
         let lines = try a.lines()
 
-        // Delete k2's records, renumber, strip every MAC, re-chain: a whole history rewritten.
+        // Delete k2's records, renumber (and what outcomes name as their intent), strip every MAC,
+        // re-chain: a whole history rewritten.
         var forged = try lines.filter { !$0.contains("\"label\":\"k2\"") }.map { try rewrite($0) { $0.mac = nil; $0.macError = nil } }
-        for j in forged.indices { forged[j] = try rewrite(forged[j]) { $0.seq = UInt64(j + 1) } }
+        var renumbered: [UInt64: UInt64] = [:]
+        for j in forged.indices {
+            forged[j] = try rewrite(forged[j]) { r in
+                renumbered[r.seq] = UInt64(j + 1)
+                r.seq = UInt64(j + 1)
+                r.intent = r.intent.map { renumbered[$0] ?? $0 }
+            }
+        }
         try rechain(&forged, from: 1)
         let rewritten = writeLog(forged, d.dir, "rewritten.jsonl")
         XCTAssertEqual(try d.ctl(["audit", "verify", rewritten]).code, 0, "the plain chain cannot tell")
