@@ -67,7 +67,7 @@ final class ByteExactRouteTests: FidelityTestCase {
         XCTAssertEqual(v["RSA_AES_KEY_WRAP_SHA_1"]?.state, "failed", "\(v)")
         let reason = v["RSA_AES_KEY_WRAP_SHA_1"]?.reason ?? ""
         XCTAssertTrue(reason.contains("CKM_AES_KEY_WRAP_PAD + CKM_RSA_PKCS_OAEP: the unwrapped RSA-2048 key is"), reason)
-        XCTAssertTrue(reason.contains("-byte PKCS#8 followed by") && reason.contains("extra zero bytes"), reason)
+        XCTAssertTrue(reason.contains("-byte PKCS#8 followed by") && reason.contains("extra zero byte"), reason)
         XCTAssertEqual(v["RSA_AES_KEY_WRAP_SHA_256"]?.state, "unsupported")
         XCTAssertEqual(v["RSAES_OAEP_SHA_1"]?.state, "passed", "secret keys still leave SoftHSM exactly")
 
@@ -79,7 +79,7 @@ final class ByteExactRouteTests: FidelityTestCase {
         let r = try daemon.ctl(["wrap", "--key", "rsa", "--params", p, "--wrapping-algorithm", "RSA_AES_KEY_WRAP_SHA_1", "--out", out, "--json"])
         XCTAssertEqual(r.code, 3, r.out)
         XCTAssertEqual(error(r).code, "TOKEN_LACKS_ALGORITHM")
-        XCTAssertTrue(error(r).message.contains("extra zero bytes"), error(r).message)
+        XCTAssertTrue(error(r).message.contains("extra zero byte"), error(r).message)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 }
