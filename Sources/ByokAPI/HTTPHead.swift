@@ -47,6 +47,12 @@ public enum HTTPHead {
         }
     }
 
+    /// A Content-Length value: 1 to 12 ASCII digits (RFC 9110 §8.6), nil for anything else.
+    public static func contentLength(_ value: String) -> Int? {
+        guard !value.isEmpty, value.utf8.count <= 12, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int(value)
+    }
+
     /// The index of the first CRLF at or after `start` in `bytes`, or its end.
     static func lineEnd(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int {
         var i = start

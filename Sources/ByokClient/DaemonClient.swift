@@ -154,7 +154,7 @@ public final class DaemonClient {
         do {
             try HTTPHead.fields(head) { name, value in
                 switch name {
-                case "content-length": length = value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? Int(value) ?? -1 : -1
+                case "content-length": length = HTTPHead.contentLength(value) ?? -1
                 case "transfer-encoding": chunked = value.lowercased().firstRange(of: "chunked") != nil
                 case "connection": closeAfter = value.lowercased().firstRange(of: "close") != nil
                 default: break

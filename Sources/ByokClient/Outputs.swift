@@ -57,8 +57,7 @@ public enum Outputs {
 
     /// Creates the output directory (0700) if it does not exist.
     public static func create(directory: String) throws {
-        var st = stat()
-        if stat(directory, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return }
+        if isDirectory(directory) == true { return }
         let parent = PathName.parent(directory)
         if parent != directory && parent != "." && parent != "/" { try create(directory: parent) }
         do { _ = try Posix.retrying("mkdir") { mkdir(directory, 0o700) } } catch where error.code == EEXIST {

@@ -219,7 +219,7 @@ struct HTTPReader {
         if headers["transfer-encoding"] != nil { throw ReadError.lengthRequired }
         var length = 0
         if let cl = headers["content-length"] {
-            guard !cl.isEmpty, cl.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), cl.utf8.count <= 12, let n = Int(cl) else {
+            guard let n = HTTPHead.contentLength(cl) else {
                 throw ReadError.malformed("bad Content-Length")
             }
             length = n

@@ -160,11 +160,12 @@ public final class TokenService: Sendable {
     }
 
     /// `POST /v1/wrap`: the parameters checked before the token is touched, then one wrap on it.
-    /// `logged`: whether the wrap gets its own log line (a batch logs one per group instead).
     public func wrap(_ request: WrapRequest) throws -> WrapResponse {
         try wrap(request, logged: true, found: nil)
     }
 
+    /// `logged`: whether the wrap gets its own (debug) log line; a batch logs one per group instead.
+    /// `found`: the key, when a batch group searched for it already.
     private func wrap(_ request: WrapRequest, logged: Bool, found: FoundKey?) throws -> WrapResponse {
         let resolved = try parameters.resolve(request.parameters, algorithm: request.wrappingAlgorithm)
         return try TokenErrors.guarded("wrap") {
